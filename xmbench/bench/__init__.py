@@ -1,0 +1,1 @@
+"""Bench stage: running suites, records, environment capture."""

@@ -1,0 +1,181 @@
+"""Runs a suite: for each variant × seed, data → model → train → evaluate → record.
+
+The runner only orchestrates: each stage is a function of the stage before. A variant that
+fails (bad data, NaN loss, any exception) gets a record marked failed with its reason, and the
+suite goes on. A complete record of the same config is reused unless `force` is set.
+"""
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from xmbench.bench import env
+from xmbench.bench.record import DEFAULT_RECORDS, Record, read_record, slug, write_record
+from xmbench.config import RunConfig
+from xmbench.data.sources import load_split
+from xmbench.errors import XmbenchError
+from xmbench.eval.retrieval import encode_split, evaluate_embeddings, evaluate_model
+from xmbench.models.model import build_reference, load_user_model, total_parameters, trainable_parameters
+from xmbench.models.peft import save_adapter
+from xmbench.profile.memory import PeakMemory
+from xmbench.registry import LOSSES, load_builtins
+from xmbench.suite import Suite, Variant
+from xmbench.train.engine import logit_scale, train
+from xmbench.train.foundation import foundation_state
+
+DEFAULT_ARTIFACTS = Path(".xmbench") / "artifacts"
+
+
+def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: Path = DEFAULT_ARTIFACTS,
+              force: bool = False, progress: bool = True, only: list[str] | None = None) -> list[Record]:
+    """Run every (variant, seed) of the suite, writing one record each; return the records."""
+    load_builtins()
+    environment = env.capture()
+    records = []
+    runs = [(v, s) for v, s in suite.runs() if not only or v.name in only]
+    for index, (variant, seed) in enumerate(runs, start=1):
+        label = f"[{index}/{len(runs)}] {variant.name} seed={seed}"
+        existing = _reusable(records_dir, suite.name, variant, seed) if not force else None
+        if existing:
+            _say(f"{label}: reusing complete record ({existing.created_at})")
+            records.append(existing)
+            continue
+        _say(f"{label}: running")
+        started = time.perf_counter()
+        record = run_variant(suite.name, variant, seed, artifacts_dir / suite.name, progress)
+        record.env = environment
+        write_record(record, records_dir)
+        outcome = "ok" if record.ok else f"FAILED: {record.error}"
+        _say(f"{label}: {outcome} in {time.perf_counter() - started:.0f} s")
+        records.append(record)
+    return records
+
+
+def _say(message: str) -> None:
+    print(f"xmbench: {message}", file=sys.stderr, flush=True)
+
+
+def _reusable(records_dir: Path, suite: str, variant: Variant, seed: int) -> Record | None:
+    path = Path(records_dir) / suite / f"{slug(variant.name)}__seed{seed}.json"
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except XmbenchError:
+        return None  # unreadable: run again and overwrite
+    return record if record.ok and record.variant_id == variant.variant_id else None
+
+
+def run_variant(suite: str, variant: Variant, seed: int, artifacts_dir: Path, progress: bool = True) -> Record:
+    """One variant at one seed; any failure becomes a failed record with the reason."""
+    base = dict(suite=suite, variant=variant.name, variant_id=variant.variant_id, seed=seed,
+                config=variant.config.to_dict(), overrides=variant.overrides)
+    try:
+        outcome = execute(variant.config, seed, artifacts_dir / f"{slug(variant.name)}__seed{seed}", progress)
+    except XmbenchError as exc:
+        return Record(status="failed", error=f"{type(exc).__name__}: {exc}", **base)
+    except Exception as exc:  # noqa: BLE001 — a crashing variant must not stop the suite
+        detail = traceback.format_exc(limit=-3)
+        return Record(status="failed", error=f"{type(exc).__name__}: {exc}\n{detail}", **base)
+    return Record(status="ok", **base, **outcome)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True) -> dict:
+    """data → model → train → evaluate; returns the record fields it measured."""
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    # data
+    train_split = load_split(config.data, "train")
+    val_split = load_split(config.data, "val")
+    test_split = load_split(config.data, config.eval.split)
+    modalities = train_split.modalities
+    # model
+    foundation: dict = {}
+    if config.model.factory == "reference":
+        state = None
+        if config.foundation.enabled:
+            state, foundation = foundation_state(config, progress)
+        seed_everything(seed)  # adapter initialisation depends on the run seed only
+        model = build_reference(config, modalities, state)
+    else:
+        seed_everything(seed)
+        model = load_user_model(config)
+    pairs = [tuple(p.split("-")) for p in config.train.pairs if set(p.split("-")) <= set(modalities)]
+    # train
+    memory = PeakMemory()
+    with memory.track():
+        result = train(model, train_split, config.train, seed=seed, pairs=pairs,
+                       validate=_validator(config, val_split, pairs), progress=progress)
+    # evaluate
+    started = time.perf_counter()
+    metrics, per_query = evaluate_model(model, test_split, config.eval.directions, tuple(config.eval.ks),
+                                        config.eval.chunk_size, config.eval.batch_size)
+    eval_s = time.perf_counter() - started
+    adapter_bytes = save_artifacts(model, artifacts)
+    step_seconds = [s.seconds for s in result.steps]
+    costs = {
+        "train_wall_s": result.wall_s,
+        "train_steps": len(result.steps),
+        "step_time_s": statistics.median(step_seconds) if step_seconds else None,
+        "samples_per_s": statistics.median(s.samples_per_s for s in result.steps) if result.steps else None,
+        "eval_wall_s": eval_s,
+        "trainable_params": trainable_parameters(model),
+        "total_params": total_parameters(model),
+        "adapter_bytes": adapter_bytes,
+        **memory.result(),
+    }
+    return {
+        "metrics": metrics, "costs": costs, "foundation": foundation,
+        "curve": [vars(p) for p in result.curve], "steps": [vars(s) for s in result.steps],
+        "per_query": {d: {"first_rank": r.first_rank.tolist(), "ap": [round(x, 6) for x in r.average_precision.tolist()]}
+                      for d, r in per_query.items()},
+    }
+
+
+def _validator(config: RunConfig, val_split, pairs):
+    """Validation point of the learning curve: loss on fixed val batches and R@1 per direction."""
+    loss_fn = LOSSES.get(config.train.loss)
+    size = min(config.train.batch_size, len(val_split))
+
+    @torch.inference_mode()
+    def validate(model) -> tuple[float, dict[str, float]]:
+        modalities = {m for p in pairs for m in p}
+        embeddings = {m: encode_split(model, val_split, m, config.eval.batch_size) for m in modalities}
+        metrics, _ = evaluate_embeddings(embeddings, val_split, config.eval.directions, (1,), config.eval.chunk_size)
+        if "text" in embeddings:  # in the loss, the first caption of each item stands for it
+            embeddings["text"] = embeddings["text"][val_split.caption_offsets[:-1]]
+        losses = [loss_fn({m: e[i:i + size] for m, e in embeddings.items()}, logit_scale(model), pairs)[0].item()
+                  for i in range(0, len(val_split) - size + 1, size)]
+        return sum(losses) / len(losses), {d: m["R@1"] for d, m in metrics.items() if isinstance(m, dict)}
+
+    return validate
+
+
+def save_artifacts(model, directory: Path) -> int | None:
+    """Adapters in peft's format per tower, plus heads and temperature; returns adapter bytes."""
+    if not hasattr(model, "towers"):
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for modality, tower in model.towers.items():
+        target = directory / "adapters" / modality
+        if save_adapter(tower.backbone, target):
+            total += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+    heads = {f"heads.{k}": v.detach().contiguous() for k, v in model.heads.state_dict().items()}
+    heads["log_logit_scale"] = model.log_logit_scale.detach().reshape(1)
+    save_file(heads, str(directory / "heads.safetensors"))
+    return total

@@ -1,0 +1,139 @@
+"""`xmbench run | validate | list | report | data export`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from xmbench.errors import ConfigError, XmbenchError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except XmbenchError as exc:
+        print(f"xmbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xmbench: interrupted; finished records are kept", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xmbench", description="Benchmark PEFT-tuned cross-modal retrieval models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a suite, write records, print the tables")
+    run.add_argument("suite", type=Path)
+    run.add_argument("--records", type=Path, default=None, help="records folder (default .xmbench/records)")
+    run.add_argument("--artifacts", type=Path, default=None, help="adapters folder (default .xmbench/artifacts)")
+    run.add_argument("--variant", action="append", help="run only this variant (repeatable)")
+    run.add_argument("--force", action="store_true", help="re-run variants that have a complete record")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(handler=cmd_run)
+
+    validate = sub.add_parser("validate", help="check suite files without running them")
+    validate.add_argument("suites", type=Path, nargs="+")
+    validate.set_defaults(handler=cmd_validate)
+
+    listing = sub.add_parser("list", help="list registered techniques")
+    listing.add_argument("kind", nargs="?", help="only this registry (e.g. loss, adapter)")
+    listing.set_defaults(handler=cmd_list)
+
+    report = sub.add_parser("report", help="render stored records")
+    report.add_argument("--markdown", action="store_true", help="GitHub-flavoured markdown tables (default)")
+    report.add_argument("--records", type=Path, default=None)
+    report.add_argument("--suite", help="only this suite")
+    report.add_argument("--out", type=Path, help="also write the report to this file")
+    report.set_defaults(handler=cmd_report)
+
+    data = sub.add_parser("data", help="dataset tools")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    export = data_sub.add_parser("export", help="write the built-in set as PNG + WAV files and a manifest")
+    export.add_argument("out", type=Path)
+    export.add_argument("--set", action="append", default=[], metavar="data.KEY=VALUE",
+                        help="override a data setting, e.g. --set data.n_train=200 (TOML value syntax)")
+    export.set_defaults(handler=cmd_data_export)
+    return parser
+
+
+def cmd_run(args) -> int:
+    from xmbench.bench.record import DEFAULT_RECORDS
+    from xmbench.bench.runner import DEFAULT_ARTIFACTS, run_suite
+    from xmbench.report.markdown import render_markdown
+    from xmbench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    for name in args.variant or []:
+        suite.variant(name)  # unknown names fail before anything runs
+    records = run_suite(suite, args.records or DEFAULT_RECORDS, args.artifacts or DEFAULT_ARTIFACTS,
+                        force=args.force, progress=not args.no_progress, only=args.variant)
+    print(render_markdown(records))
+    failed = [r for r in records if not r.ok]
+    return 1 if failed else 0
+
+
+def cmd_validate(args) -> int:
+    from xmbench.suite import load_suite
+
+    for path in args.suites:
+        suite = load_suite(path)
+        print(f"{path}: ok — suite '{suite.name}', {len(suite.variants)} variants × {len(suite.seeds)} seeds")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from xmbench.registry import ALL_REGISTRIES, load_builtins
+
+    load_builtins()
+    chosen = [r for r in ALL_REGISTRIES if not args.kind or args.kind in (r.kind, r.kind + "s")]
+    if not chosen:
+        raise ConfigError(f"unknown kind '{args.kind}'; known: {', '.join(r.kind for r in ALL_REGISTRIES)}")
+    for registry in chosen:
+        print(f"{registry.kind} ({registry.config_key}):")
+        for entry in registry.entries():
+            print(f"  {entry.name:<12} {entry.summary}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from xmbench.bench.record import DEFAULT_RECORDS, read_records
+    from xmbench.report.markdown import render_markdown
+
+    records = read_records(args.records or DEFAULT_RECORDS, args.suite)
+    if not records:
+        raise XmbenchError(f"no records under {args.records or DEFAULT_RECORDS}; run `xmbench run SUITE` first")
+    text = render_markdown(records)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+def cmd_data_export(args) -> int:
+    import tomllib
+
+    from xmbench.config import resolve
+    from xmbench.data.manifest import write_manifest
+    from xmbench.data.sources import SPLITS, load_raw
+
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("data."):
+            raise ConfigError(f"--set {item!r}: expected data.KEY=VALUE")
+        try:
+            overrides[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            overrides[key] = value  # a bare word is a string
+    config = resolve({}, overrides)
+    manifest = write_manifest([load_raw(config.data, split) for split in SPLITS], args.out)
+    print(f"wrote {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data stage: built-in and on-disk tri-modal datasets, preprocessing, batching."""

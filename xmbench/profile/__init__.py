@@ -1,0 +1,1 @@
+"""Profile stage: probes that measure a run while it happens."""

@@ -1,0 +1,1 @@
+"""Report stage: renders stored records; never runs or decides anything."""

@@ -1,0 +1,64 @@
+"""GitHub-flavoured markdown tables of stored records (pandas + tabulate)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from xmbench.bench.record import Record
+from xmbench.config import DIRECTIONS
+from xmbench.report.frame import COSTS, QUALITY, records_frame
+
+
+def _mean_std(values: pd.Series, scale: float, digits: int) -> str:
+    values = values.dropna() * scale
+    if values.empty:
+        return "–"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+def quality_table(frame: pd.DataFrame) -> str:
+    """One row per variant; R@k and mAP in percent per direction, mean ± std over seeds."""
+    ok = frame[frame.status == "ok"]
+    columns = [f"{d} {m}" for d in DIRECTIONS for m in QUALITY if f"{d} {m}" in ok]
+    rows = []
+    for variant, group in ok.groupby("variant", sort=False):
+        row = {"variant": variant, "seeds": len(group)}
+        row.update({c: _mean_std(group[c], 100.0, 1) for c in columns})
+        row["rsum"] = _mean_std(group["rsum"], 1.0, 1)
+        rows.append(row)
+    return pd.DataFrame(rows).to_markdown(index=False) if rows else "_no successful runs_"
+
+
+def cost_table(frame: pd.DataFrame) -> str:
+    ok = frame[frame.status == "ok"]
+    rows = []
+    for variant, group in ok.groupby("variant", sort=False):
+        row = {"variant": variant}
+        for cost in COSTS:
+            if cost in group:
+                digits = 0 if cost.endswith(("params", "bytes")) else 3 if cost == "step_time_s" else 1
+                row[cost] = _mean_std(group[cost], 1.0, digits)
+        rows.append(row)
+    return pd.DataFrame(rows).to_markdown(index=False) if rows else ""
+
+
+def render_markdown(records: list[Record]) -> str:
+    """A section per suite: quality table, cost table, and the failed variants with reasons."""
+    if not records:
+        return "_no records_\n"
+    frame = records_frame(records)
+    parts = []
+    for suite, group in frame.groupby("suite", sort=False):
+        parts.append(f"## {suite}\n")
+        parts.append("Retrieval on the evaluation split, in percent (mean ± std over seeds); rsum = sum of "
+                     "R@1/5/10 over directions.\n")
+        parts.append(quality_table(group) + "\n")
+        parts.append("Costs of the adaptation run (median step time; peak RSS while training).\n")
+        parts.append(cost_table(group) + "\n")
+        failed = group[group.status != "ok"]
+        if len(failed):
+            parts.append("Failed runs:\n")
+            parts.extend(f"- `{r.variant}` seed {r.seed}: {str(r.error).splitlines()[0]}" for r in failed.itertuples())
+            parts.append("")
+    return "\n".join(parts) + "\n"

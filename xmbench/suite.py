@@ -1,0 +1,117 @@
+"""Suites: a TOML file of a base config, named variants and matrix axes, expanded to Variants.
+
+    [suite]            name, description, seeds
+    [base]             config tables (data, model, train, foundation, eval)
+    [variants.NAME]    dotted-key overrides of the base ("model.*.adapter.rank" = 4)
+    [matrix]           cartesian axes, "train.lr" = [1e-3, 3e-3], crossed with every variant
+"""
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xmbench.config import RunConfig, flatten, resolve
+from xmbench.errors import ConfigError, did_you_mean
+
+SUITE_KEYS = ("name", "description", "seeds")
+TOP_LEVEL = ("suite", "base", "variants", "matrix", "gates")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One resolved configuration of a suite; its id changes whenever its config does."""
+
+    name: str
+    config: RunConfig
+    overrides: dict[str, Any]
+
+    @property
+    def variant_id(self) -> str:
+        return self.config.config_id()
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path | None
+    description: str
+    seeds: list[int]
+    variants: list[Variant]
+    gates: dict[str, Any] = field(default_factory=dict)
+
+    def runs(self) -> list[tuple[Variant, int]]:
+        """Every (variant, seed) pair, in the order they run."""
+        return [(v, s) for v in self.variants for s in self.seeds]
+
+    def variant(self, name: str) -> Variant:
+        names = [v.name for v in self.variants]
+        if name not in names:
+            raise ConfigError(f"suite '{self.name}' has no variant '{name}'{did_you_mean(name, names)}")
+        return self.variants[names.index(name)]
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, expand and validate a suite file; every error names the file and the key."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such suite file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    try:
+        return parse_suite(raw, default_name=path.stem, path=path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | None = None) -> Suite:
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise ConfigError(f"unknown table '{key}'{did_you_mean(key, TOP_LEVEL)}; known: {', '.join(TOP_LEVEL)}")
+    header = raw.get("suite", {})
+    for key in header:
+        if key not in SUITE_KEYS:
+            raise ConfigError(f"suite.{key}: unknown key{did_you_mean(key, SUITE_KEYS)}")
+    seeds = header.get("seeds", [0])
+    if not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)):
+        raise ConfigError(f"suite.seeds: expected a non-empty list of integers, got {seeds!r}")
+    base = raw.get("base", {})
+    variants = expand(base, raw.get("variants", {"base": {}}), raw.get("matrix", {}))
+    return Suite(
+        name=str(header.get("name", default_name)),
+        path=path,
+        description=str(header.get("description", "")),
+        seeds=seeds,
+        variants=variants,
+        gates=raw.get("gates", {}),
+    )
+
+
+def expand(base: dict[str, Any], variants: dict[str, Any], matrix: dict[str, Any]) -> list[Variant]:
+    """Each named variant crossed with every point of the matrix, resolved and validated."""
+    for axis, values in matrix.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"matrix.{axis}: expected a non-empty list of values, got {values!r}")
+    try:
+        resolve(base)
+    except ConfigError as exc:
+        raise ConfigError(f"base.{exc}") from None
+    axes = list(matrix)
+    points = list(itertools.product(*(matrix[a] for a in axes))) if axes else [()]
+    expanded = []
+    for name, table in variants.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"variants.{name}: expected a table of overrides, got {table!r}")
+        for point in points:
+            overrides = {**flatten(table), **dict(zip(axes, point))}
+            label = name + "".join(f"[{a}={v}]" for a, v in zip(axes, point))
+            try:
+                config = resolve(base, overrides)
+            except ConfigError as exc:
+                raise ConfigError(f"variant '{label}': {exc}") from None
+            expanded.append(Variant(label, config, overrides))
+    return expanded

@@ -1,0 +1,1 @@
+"""Train stage: the engine loop, losses, schedules and the cached foundation pretraining."""
