@@ -28,7 +28,7 @@ class DataConfig:
     domain: str = "target"  # synthetic: source (pretraining) | target (adaptation)
     manifest: str = ""  # manifest dataset: path to a .jsonl or .csv file
     n_train: int = 1024
-    n_val: int = 96
+    n_val: int = 64
     n_test: int = 256
     max_objects: int = 3
     hard_negative_rate: float = 0.35  # share of items derived from the previous one by one change
@@ -80,8 +80,8 @@ class ModelConfig:
 class TrainConfig:
     """The adaptation run of the training engine."""
 
-    steps: int = 120
-    batch_size: int = 64
+    steps: int = 100
+    batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 10
@@ -89,7 +89,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # 0 disables clipping
     loss: str = "infonce"  # registry LOSSES
     pairs: list[str] = field(default_factory=lambda: list(PAIRS))
-    eval_every: int = 40  # steps between validation points of the learning curve; 0: none
+    eval_every: int = 50  # steps between validation points of the learning curve; 0: none
     checkpoint_every: int = 0  # steps between resumable checkpoints; 0: none
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
 

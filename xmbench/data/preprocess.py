@@ -5,7 +5,7 @@ training loop never waits on Python-level data work.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -56,10 +56,14 @@ class EncodedSplit:
     def rows(self, modality: str, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """Inputs of the given rows; text padding is trimmed to the longest caption of the batch."""
         inputs = {k: v[index] for k, v in getattr(self, modality).items()}
-        if modality == "text":
+        if "attention_mask" in inputs:
             width = int(inputs["attention_mask"].sum(1).max())
             inputs = {k: v[:, :width] for k, v in inputs.items()}
         return inputs
+
+    def as_row_indices(self, modality: str) -> EncodedSplit:
+        """A copy whose `modality` inputs are just row numbers, for a PrecomputedTower."""
+        return replace(self, **{modality: {"row": torch.arange(self.n_rows(modality))}})
 
     def n_rows(self, modality: str) -> int:
         return len(self.caption_item) if modality == "text" else len(self.ids)

@@ -6,6 +6,7 @@ so adapters are saved in peft's own format and load with `PeftModel.from_pretrai
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from torch import nn
@@ -45,7 +46,9 @@ def lora(backbone: nn.Module, cfg: AdapterConfig) -> nn.Module:
 
     config = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                         target_modules=resolve_targets(backbone, cfg.targets))
-    return get_peft_model(_freeze(backbone), config)
+    with warnings.catch_warnings():  # peft still calls a transformers 5 deprecated property
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(_freeze(backbone), config)
 
 
 @ADAPTERS.register("full")

@@ -32,6 +32,20 @@ class Tower(nn.Module):
         return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+class PrecomputedTower(nn.Module):
+    """A frozen tower stood in for by its outputs, looked up by row: a tower that does not
+    train need not run every step (the foundation stage caches the frozen text tower so)."""
+
+    def __init__(self, modality: str, features: torch.Tensor):
+        super().__init__()
+        self.modality = modality
+        self.register_buffer("features", features, persistent=False)
+        self.hidden_size = features.shape[1]
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.features[inputs["row"]]
+
+
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 SMALL = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256)
 

@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny configs so the whole default test run stays in minutes on 2 cores."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+TINY_BASE = {
+    "data": {"n_train": 48, "n_val": 16, "n_test": 24, "image_size": 32, "audio_seconds": 0.5, "n_mels": 32},
+    "model": {"embed_dim": 16, "text": {"size": "tiny"}, "image": {"size": "tiny"}, "audio": {"size": "tiny"}},
+    "train": {"steps": 6, "batch_size": 8, "lr": 3e-3, "warmup_steps": 2, "eval_every": 3},
+    "foundation": {"enabled": False},
+}
+
+
+@pytest.fixture
+def tiny_base() -> dict:
+    import copy
+
+    return copy.deepcopy(TINY_BASE)
+
+
+@pytest.fixture
+def tiny_config(tiny_base):
+    from xmbench.config import resolve
+
+    return resolve(tiny_base)

@@ -1,0 +1,64 @@
+"""The CLI, black-box: subprocesses, as a user runs it."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def xmbench(*args, cwd=ROOT, check=False):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "xmbench.cli", *map(str, args)], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_smoke_suite_runs_and_reports(tmp_path):
+    records = tmp_path / "records"
+    run = xmbench("run", ROOT / "suites/smoke.toml", "--records", records, "--artifacts", tmp_path / "art",
+                  "--no-progress", check=True)
+    assert "| lora_r8 " in run.stdout and "t2i R@1" in run.stdout
+    files = sorted(p.name for p in (records / "smoke").iterdir())
+    assert files == ["lora_r4__seed0.json", "lora_r8__seed0.json"]
+    assert json.loads((records / "smoke" / files[0]).read_text())["status"] == "ok"
+    report = xmbench("report", "--markdown", "--records", records, "--out", tmp_path / "r.md", check=True)
+    assert report.stdout.strip() == (tmp_path / "r.md").read_text().strip()
+    assert "| lora_r4 " in report.stdout and "peak_rss_mb" in report.stdout
+
+
+def test_bad_suite_is_a_clear_error_without_records(tmp_path):
+    suite = tmp_path / "bad.toml"
+    suite.write_text('[variants.x]\n"train.los" = "infonce"\n')
+    result = xmbench("run", suite, "--records", tmp_path / "records")
+    assert result.returncode == 2
+    assert f"xmbench: error: {suite}: variant 'x': train.los: unknown key 'los' (did you mean 'loss'?)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "records").exists()
+
+
+def test_validate_list_and_unknown_variant(tmp_path):
+    ok = xmbench("validate", ROOT / "suites/smoke.toml", ROOT / "suites/quickstart.toml", check=True)
+    assert "suite 'quickstart', 5 variants" in ok.stdout
+    listing = xmbench("list", check=True)
+    for name in ("lora", "infonce", "synthetic", "manifest", "minilm", "vit", "ast", "cosine"):
+        assert f"  {name} " in listing.stdout
+    wrong = xmbench("run", ROOT / "suites/smoke.toml", "--variant", "lora_r9", "--records", tmp_path / "r")
+    assert wrong.returncode == 2 and "did you mean 'lora_r8'" in wrong.stderr
+
+
+def test_report_without_records_says_how_to_make_them(tmp_path):
+    result = xmbench("report", "--records", tmp_path / "none")
+    assert result.returncode == 2 and "run `xmbench run SUITE` first" in result.stderr
+
+
+def test_data_export_writes_a_loadable_manifest(tmp_path):
+    out = tmp_path / "set"
+    xmbench("data", "export", out, "--set", "data.n_train=3", "--set", "data.n_val=2", "--set", "data.n_test=2",
+            "--set", "data.image_size=24", check=True)
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["split"] for r in rows] == ["train"] * 3 + ["val"] * 2 + ["test"] * 2
+    assert all((out / r["image"]).exists() and (out / r["audio"]).exists() and len(r["captions"]) == 5 for r in rows)

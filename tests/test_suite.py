@@ -1,0 +1,61 @@
+import pytest
+
+from xmbench.errors import ConfigError
+from xmbench.suite import load_suite
+
+SUITE = """
+[suite]
+name = "demo"
+seeds = [0, 1]
+
+[base.train]
+steps = 5
+
+[variants.a]
+
+[variants.b]
+"model.*.adapter.rank" = 4
+
+[matrix]
+"train.lr" = [0.001, 0.003]
+"""
+
+
+def test_variants_cross_the_matrix_and_seeds(tmp_path):
+    path = tmp_path / "demo.toml"
+    path.write_text(SUITE)
+    suite = load_suite(path)
+    assert [v.name for v in suite.variants] == ["a[train.lr=0.001]", "a[train.lr=0.003]",
+                                                 "b[train.lr=0.001]", "b[train.lr=0.003]"]
+    assert len(suite.runs()) == 8
+    b = suite.variant("b[train.lr=0.003]")
+    assert b.config.train.steps == 5 and b.config.train.lr == 0.003
+    assert b.config.model.audio.adapter.rank == 4
+    assert len({v.variant_id for v in suite.variants}) == 4
+
+
+def test_shipped_suites_validate():
+    for name in ("smoke", "quickstart"):
+        assert load_suite(f"suites/{name}.toml").variants
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[suite\nname = 1", r"malformed TOML"),
+    ("[suit]\n", r"unknown table 'suit' \(did you mean 'suite'\?\)"),
+    ("[base.train]\nstepz = 1\n", r"base\.train\.stepz: unknown key 'stepz' \(did you mean 'steps'\?\)"),
+    ("[variants.x]\n\"train.lr\" = \"fast\"\n", r"variant 'x': train\.lr: expected float"),
+    ("[variants.x]\n\"train.loss\" = \"infonse\"\n", r"variant 'x': unknown loss 'infonse'.*did you mean 'infonce'"),
+    ("[suite]\nseeds = []\n", r"suite\.seeds"),
+    ("[matrix]\n\"train.lr\" = 3\n", r"matrix\.train\.lr: expected a non-empty list"),
+])
+def test_bad_suites_name_the_file_and_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_suite(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_suite_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such suite file"):
+        load_suite(tmp_path / "nope.toml")

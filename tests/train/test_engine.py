@@ -1,0 +1,72 @@
+import dataclasses
+
+import pytest
+import torch
+
+from xmbench.data.sources import load_split
+from xmbench.errors import NonFiniteLossError
+from xmbench.models.model import build_reference
+from xmbench.registry import LOSSES
+from xmbench.train import engine
+from xmbench.train.engine import EpochSampler, train
+
+PAIRS = [("text", "image"), ("text", "audio"), ("image", "audio")]
+
+
+def tiny_model(config, seed=0):
+    torch.manual_seed(seed)
+    return build_reference(config, ("text", "image", "audio"))
+
+
+def run(config, checkpoint_dir=None, steps=None, seed=0, model=None):
+    cfg = dataclasses.replace(config.train, steps=steps or config.train.steps)
+    model = model or tiny_model(config, seed)
+    result = train(model, load_split(config.data, "train"), cfg, seed=seed, pairs=PAIRS,
+                   checkpoint_dir=checkpoint_dir, progress=False)
+    return model, result
+
+
+def test_training_lowers_the_loss(tiny_config):
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, steps=30, lr=5e-3))
+    _, result = run(config)
+    first, last = [s.loss for s in result.steps[:5]], [s.loss for s in result.steps[-5:]]
+    assert sum(last) < sum(first)
+    assert len(result.steps) == 30 and all(s.samples_per_s > 0 for s in result.steps)
+    assert result.steps[0].lr == pytest.approx(config.train.lr / config.train.warmup_steps)
+
+
+def test_same_seed_same_losses(tiny_config):
+    _, a = run(tiny_config)
+    _, b = run(tiny_config)
+    assert [s.loss for s in a.steps] == [s.loss for s in b.steps]
+
+
+def test_resume_from_checkpoint_equals_an_uninterrupted_run(tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, checkpoint_every=3))
+    straight, straight_result = run(config)
+    run(config, checkpoint_dir=tmp_path, steps=3)  # "crash" after the checkpoint at step 3
+    resumed, resumed_result = run(config, checkpoint_dir=tmp_path)  # fresh model, resumes at step 3
+    assert [s.loss for s in resumed_result.steps] == [s.loss for s in straight_result.steps]
+    for (name, a), (_, b) in zip(straight.named_parameters(), resumed.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny_config, monkeypatch):
+    def nan_loss(embeddings, scale, pairs):
+        value = sum(e.sum() for e in embeddings.values()) * float("nan")
+        return value, {"text-image": value}
+
+    monkeypatch.setitem(LOSSES._entries, "infonce", dataclasses.replace(LOSSES.entry("infonce"), builder=nan_loss))
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 0 \(pairs: text-image=nan\)"):
+        run(tiny_config)
+
+
+def test_epoch_sampler_never_repeats_an_item_within_a_batch():
+    sampler = EpochSampler(10, 4, seed=0)
+    for _ in range(20):
+        rows = sampler.next()
+        assert len(rows) == 4 and len(set(rows.tolist())) == 4
+
+
+def test_logit_scale_default_for_models_without_one():
+    assert engine.logit_scale(object()).item() == pytest.approx(1 / 0.07)
