@@ -59,6 +59,9 @@ class TowerConfig:
 
     arch: str = ""  # registry TOWERS
     size: str = "small"  # small (reference) | tiny (tests)
+    # Backbone dropout. 0 by default: it regularises little under LoRA and cost 9% of the
+    # reference step on a 2-core CPU (measured), also forcing the slower attention kernel.
+    dropout: float = 0.0
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
 
@@ -190,6 +193,8 @@ def validate(config: RunConfig) -> RunConfig:
                               f"{did_you_mean(value, CHOICES[pattern])}")
         if pattern in POSITIVE and not value > 0:
             raise ConfigError(f"{key}: must be positive, got {value!r}")
+        if key.endswith("dropout") and not 0 <= value < 1:
+            raise ConfigError(f"{key}: must be in [0, 1), got {value!r}")
     for direction in config.eval.directions:
         if direction not in DIRECTIONS:
             raise ConfigError(f"eval.directions: unknown direction '{direction}'"

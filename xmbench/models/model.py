@@ -63,7 +63,10 @@ def build_reference(config: RunConfig, modalities: tuple[str, ...],
     full/frozen); otherwise each tower's configured adapter is used.
     """
     model_cfg = config.model
-    towers = {m: TOWERS.get(getattr(model_cfg, m).arch)(getattr(model_cfg, m).size, config.data) for m in modalities}
+    towers = {}
+    for m in modalities:
+        tower_cfg = getattr(model_cfg, m)
+        towers[m] = TOWERS.get(tower_cfg.arch)(tower_cfg.size, config.data, tower_cfg.dropout)
     heads = {m: HEADS.get(model_cfg.head)(towers[m].hidden_size, model_cfg.embed_dim) for m in modalities}
     model = ReferenceModel(towers, heads, model_cfg.temperature, model_cfg.min_temperature)
     if foundation_state is not None:

