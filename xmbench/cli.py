@@ -32,7 +32,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--variant", action="append", help="run only this variant (repeatable)")
     run.add_argument("--force", action="store_true", help="re-run variants that have a complete record")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--in-process", action="store_true", help="run variants in this process (no isolation)")
+    run.add_argument("--timeout", type=float, help="seconds per variant × seed (default: suite.timeout_s)")
+    run.add_argument("--gate", action="store_true", help="compare with the baseline and exit 1 on a gate violation")
+    _baseline_options(run)
     run.set_defaults(handler=cmd_run)
+
+    baseline = sub.add_parser("baseline", help="manage stored baselines")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
+    accept = baseline_sub.add_parser("accept", help="store the suite's current records as its baseline")
+    accept.add_argument("suite", type=Path)
+    accept.add_argument("--records", type=Path, default=None)
+    accept.add_argument("--force", action="store_true", help="accept even with uncommitted changes")
+    _baseline_options(accept)
+    accept.set_defaults(handler=cmd_baseline_accept)
+
+    compare = sub.add_parser("compare", help="compare records with the baseline, or with another records folder")
+    compare.add_argument("suite", type=Path)
+    compare.add_argument("--records", type=Path, default=None)
+    compare.add_argument("--against", type=Path, help="a records folder to compare with instead of the baseline")
+    compare.add_argument("--all", action="store_true", help="show unchanged rows too")
+    _baseline_options(compare)
+    compare.set_defaults(handler=cmd_compare)
+
+    gate = sub.add_parser("gate", help="check the suite's gates against the baseline; exit 1 on a violation")
+    gate.add_argument("suite", type=Path)
+    gate.add_argument("--records", type=Path, default=None)
+    _baseline_options(gate)
+    gate.set_defaults(handler=cmd_gate)
 
     validate = sub.add_parser("validate", help="check suite files without running them")
     validate.add_argument("suites", type=Path, nargs="+")
@@ -59,6 +86,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _baseline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baselines", type=Path, default=Path("baselines"), help="baselines folder")
+    parser.add_argument("--machine-class", help="override the machine class derived from the hardware")
+
+
+def _suite_records(suite, records_dir):
+    from xmbench.bench.record import DEFAULT_RECORDS, read_records
+
+    names = {v.name for v in suite.variants}
+    records = [r for r in read_records(records_dir or DEFAULT_RECORDS, suite.name) if r.variant in names]
+    if not records:
+        raise XmbenchError(f"no records of suite '{suite.name}' under {records_dir or DEFAULT_RECORDS}; "
+                           f"run `xmbench run {suite.path}` first")
+    return records
+
+
+def run_gate(suite, records, args) -> int:
+    """Compare with the baseline, print the verdict (and append it to $GITHUB_STEP_SUMMARY)."""
+    import os
+
+    from xmbench.bench import baseline, gate
+    from xmbench.bench.compare import compare
+    from xmbench.report.markdown import verdict_markdown
+
+    base_records, header = baseline.load(suite.name, args.baselines, args.machine_class)
+    deltas = compare(records, base_records)
+    verdict = gate.check(deltas, suite.gates)
+    text = verdict_markdown(verdict, deltas, suite.name, header)
+    print(text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a") as f:
+            f.write(text + "\n")
+    return 0 if verdict.passed else 1
+
+
 def cmd_run(args) -> int:
     from xmbench.bench.record import DEFAULT_RECORDS
     from xmbench.bench.runner import DEFAULT_ARTIFACTS, run_suite
@@ -69,10 +132,53 @@ def cmd_run(args) -> int:
     for name in args.variant or []:
         suite.variant(name)  # unknown names fail before anything runs
     records = run_suite(suite, args.records or DEFAULT_RECORDS, args.artifacts or DEFAULT_ARTIFACTS,
-                        force=args.force, progress=not args.no_progress, only=args.variant)
+                        force=args.force, progress=not args.no_progress, only=args.variant,
+                        isolate=not args.in_process, timeout_s=args.timeout)
     print(render_markdown(records))
+    if args.gate:
+        return run_gate(suite, records, args)
     failed = [r for r in records if not r.ok]
     return 1 if failed else 0
+
+
+def cmd_baseline_accept(args) -> int:
+    from xmbench.bench import baseline
+    from xmbench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    records = _suite_records(suite, args.records)
+    failed = [f"{r.variant} seed {r.seed}" for r in records if not r.ok]
+    if failed and not args.force:
+        raise XmbenchError(f"refusing a baseline with failed runs ({', '.join(failed)}); pass --force to accept")
+    path = baseline.accept(records, suite.name, args.baselines, args.machine_class, force=args.force)
+    print(f"baseline of suite '{suite.name}' ({len(records)} records) → {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from xmbench.bench import baseline
+    from xmbench.bench.compare import compare
+    from xmbench.bench.record import read_records
+    from xmbench.report.markdown import comparison_table
+    from xmbench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    records = _suite_records(suite, args.records)
+    if args.against:
+        reference = read_records(args.against, suite.name)
+        if not reference:
+            raise XmbenchError(f"no records of suite '{suite.name}' under {args.against}")
+    else:
+        reference, _ = baseline.load(suite.name, args.baselines, args.machine_class)
+    print(comparison_table(compare(records, reference), everything=args.all))
+    return 0
+
+
+def cmd_gate(args) -> int:
+    from xmbench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    return run_gate(suite, _suite_records(suite, args.records), args)
 
 
 def cmd_validate(args) -> int:

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xmbench.bench.gate import parse_gates
 from xmbench.config import RunConfig, flatten, resolve
 from xmbench.errors import ConfigError, did_you_mean
 
-SUITE_KEYS = ("name", "description", "seeds")
+SUITE_KEYS = ("name", "description", "seeds", "timeout_s")
+DEFAULT_TIMEOUT_S = 3600.0
 TOP_LEVEL = ("suite", "base", "variants", "matrix", "gates")
 
 
@@ -40,7 +42,8 @@ class Suite:
     description: str
     seeds: list[int]
     variants: list[Variant]
-    gates: dict[str, Any] = field(default_factory=dict)
+    gates: list = field(default_factory=list)  # GateRule, the defaults when the suite declares none
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per variant × seed
 
     def runs(self) -> list[tuple[Variant, int]]:
         """Every (variant, seed) pair, in the order they run."""
@@ -79,6 +82,9 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
     seeds = header.get("seeds", [0])
     if not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)):
         raise ConfigError(f"suite.seeds: expected a non-empty list of integers, got {seeds!r}")
+    timeout_s = header.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
+        raise ConfigError(f"suite.timeout_s: expected a positive number of seconds, got {timeout_s!r}")
     base = raw.get("base", {})
     variants = expand(base, raw.get("variants", {"base": {}}), raw.get("matrix", {}))
     return Suite(
@@ -87,7 +93,8 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
         description=str(header.get("description", "")),
         seeds=seeds,
         variants=variants,
-        gates=raw.get("gates", {}),
+        gates=parse_gates(raw.get("gates", {})),
+        timeout_s=float(timeout_s),
     )
 
 

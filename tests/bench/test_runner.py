@@ -3,8 +3,8 @@ import torch
 
 from xmbench.bench.record import read_records
 from xmbench.bench.runner import run_suite
-from xmbench.suite import parse_suite
 from xmbench.config import DIRECTIONS
+from xmbench.suite import parse_suite
 
 
 def suite_of(base, variants=None, seeds=(0,)):
@@ -13,7 +13,7 @@ def suite_of(base, variants=None, seeds=(0,)):
 
 
 def test_records_hold_metrics_for_six_directions_costs_and_curve(tiny_base, tmp_path):
-    (record,) = run_suite(suite_of(tiny_base), tmp_path / "rec", tmp_path / "art", progress=False)
+    (record,) = run_suite(suite_of(tiny_base), tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)
     assert record.ok, record.error
     assert set(DIRECTIONS) <= set(record.metrics)
     assert record.metrics["i2t"]["positives_per_query"] == 5.0 and record.metrics["t2i"]["positives_per_query"] == 1.0
@@ -29,17 +29,17 @@ def test_records_hold_metrics_for_six_directions_costs_and_curve(tiny_base, tmp_
 
 
 def test_same_seed_gives_identical_metrics(tiny_base, tmp_path):
-    a = run_suite(suite_of(tiny_base), tmp_path / "a", tmp_path / "art", progress=False)[0]
-    b = run_suite(suite_of(tiny_base), tmp_path / "b", tmp_path / "art", progress=False)[0]
+    a = run_suite(suite_of(tiny_base), tmp_path / "a", tmp_path / "art", progress=False, isolate=False)[0]
+    b = run_suite(suite_of(tiny_base), tmp_path / "b", tmp_path / "art", progress=False, isolate=False)[0]
     assert a.metrics == b.metrics and a.per_query == b.per_query
 
 
 def test_rerun_reuses_complete_records_unless_forced(tiny_base, tmp_path):
     suite = suite_of(tiny_base)
-    first = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False)[0]
-    again = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False)[0]
+    first = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)[0]
+    again = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)[0]
     assert again.created_at == first.created_at and again.costs == first.costs
-    forced = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, force=True)[0]
+    forced = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, force=True, isolate=False)[0]
     assert forced.costs["train_wall_s"] != first.costs["train_wall_s"]
 
 
@@ -60,7 +60,7 @@ def nan_model(config):
 
 def test_a_failing_variant_is_recorded_and_the_suite_goes_on(tiny_base, tmp_path):
     suite = suite_of(tiny_base, {"broken": {"model.factory": "tests.bench.test_runner:nan_model"}, "fine": {}})
-    broken, fine = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False)
+    broken, fine = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)
     assert broken.status == "failed" and "NonFiniteLossError: loss became nan at step 0" in broken.error
     assert broken.metrics == {} and fine.ok
     assert [r.status for r in read_records(tmp_path / "rec")] == ["failed", "ok"]
@@ -77,6 +77,6 @@ def test_a_dataset_without_a_modality_skips_its_directions(tiny_base, tmp_path, 
         split.images = None
     manifest = write_manifest(splits, tmp_path / "set")
     base = {**tiny_base, "data": {**tiny_base["data"], "name": "manifest", "manifest": str(manifest)}}
-    (record,) = run_suite(suite_of(base), tmp_path / "rec", tmp_path / "art", progress=False)
+    (record,) = run_suite(suite_of(base), tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)
     assert record.ok, record.error
     assert set(d for d in record.metrics if d != "rsum") == {"t2a", "a2t"}

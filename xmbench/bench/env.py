@@ -57,4 +57,5 @@ def capture() -> dict[str, object]:
         "gpu": gpu,
         "packages": package_versions(),
         "git": git_state(),
+        "fault": os.environ.get("XMBENCH_FAULT") or None,
     }

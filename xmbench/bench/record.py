@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,12 @@ class Record:
     env: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)  # {direction: {metric: value}, "rsum": x}
     costs: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → Measurement.to_dict()
     curve: list[dict[str, Any]] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     per_query: dict[str, dict[str, list]] = field(default_factory=dict)
     foundation: dict[str, Any] = field(default_factory=dict)
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -16,15 +16,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
+from tqdm import tqdm
 
-from xmbench.bench import env
+from xmbench.bench import env, faults, isolated
 from xmbench.bench.record import DEFAULT_RECORDS, Record, read_record, slug, write_record
 from xmbench.config import RunConfig
 from xmbench.data.sources import load_split
 from xmbench.errors import XmbenchError
-from xmbench.eval.retrieval import encode_split, evaluate_embeddings, evaluate_model
+from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_embeddings, evaluate_model
 from xmbench.models.model import build_reference, load_user_model, total_parameters, trainable_parameters
 from xmbench.models.peft import save_adapter
+from xmbench.profile.latency import query_path, time_callable
+from xmbench.profile.measurement import Measurement
 from xmbench.profile.memory import PeakMemory
 from xmbench.registry import LOSSES, load_builtins
 from xmbench.suite import Suite, Variant
@@ -35,32 +38,43 @@ DEFAULT_ARTIFACTS = Path(".xmbench") / "artifacts"
 
 
 def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: Path = DEFAULT_ARTIFACTS,
-              force: bool = False, progress: bool = True, only: list[str] | None = None) -> list[Record]:
-    """Run every (variant, seed) of the suite, writing one record each; return the records."""
+              force: bool = False, progress: bool = True, only: list[str] | None = None,
+              isolate: bool = True, timeout_s: float | None = None) -> list[Record]:
+    """Run every (variant, seed) of the suite, writing one record each; return the records.
+
+    With `isolate`, each run is its own process with a timeout: a crash, an out-of-memory kill
+    or a hang marks that run failed and the suite goes on. Without it, runs share this process
+    (faster to start; what the tests use).
+    """
     load_builtins()
-    environment = env.capture()
-    records = []
     runs = [(v, s) for v, s in suite.runs() if not only or v.name in only]
+    records = []
+    bar = tqdm(total=len(runs), desc=f"suite {suite.name}", unit="run", disable=not progress)
     for index, (variant, seed) in enumerate(runs, start=1):
         label = f"[{index}/{len(runs)}] {variant.name} seed={seed}"
-        existing = _reusable(records_dir, suite.name, variant, seed) if not force else None
+        existing = None if force else _reusable(records_dir, suite.name, variant, seed)
         if existing:
             _say(f"{label}: reusing complete record ({existing.created_at})")
-            records.append(existing)
-            continue
-        _say(f"{label}: running")
-        started = time.perf_counter()
-        record = run_variant(suite.name, variant, seed, artifacts_dir / suite.name, progress)
-        record.env = environment
-        write_record(record, records_dir)
-        outcome = "ok" if record.ok else f"FAILED: {record.error}"
-        _say(f"{label}: {outcome} in {time.perf_counter() - started:.0f} s")
-        records.append(record)
+        else:
+            _say(f"{label}: running")
+            started = time.perf_counter()
+            if isolate:
+                existing = isolated.run(suite.name, variant, seed, records_dir, artifacts_dir / suite.name,
+                                        timeout_s or suite.timeout_s)
+            else:
+                existing = run_variant(suite.name, variant, seed, artifacts_dir / suite.name, progress)
+                existing.env = env.capture()
+                write_record(existing, records_dir)
+            outcome = "ok" if existing.ok else f"FAILED: {existing.error.splitlines()[0]}"
+            _say(f"{label}: {outcome} in {time.perf_counter() - started:.0f} s")
+        records.append(existing)
+        bar.update(1)
+    bar.close()
     return records
 
 
 def _say(message: str) -> None:
-    print(f"xmbench: {message}", file=sys.stderr, flush=True)
+    tqdm.write(f"xmbench: {message}", file=sys.stderr)
 
 
 def _reusable(records_dir: Path, suite: str, variant: Variant, seed: int) -> Record | None:
@@ -96,6 +110,7 @@ def seed_everything(seed: int) -> None:
 
 def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True) -> dict:
     """data → model → train → evaluate; returns the record fields it measured."""
+    load_builtins()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     # data
@@ -120,13 +135,17 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
     with memory.track():
         result = train(model, train_split, config.train, seed=seed, pairs=pairs,
                        validate=_validator(config, val_split, pairs), progress=progress)
+    faults.inject(model)  # no-op unless XMBENCH_FAULT is set (validating the gates)
     # evaluate
     started = time.perf_counter()
     metrics, per_query = evaluate_model(model, test_split, config.eval.directions, tuple(config.eval.ks),
                                         config.eval.chunk_size, config.eval.batch_size)
     eval_s = time.perf_counter() - started
+    timings = {"query_latency_s": _query_latency(model, test_split, config).to_dict()} if metrics.keys() - {"rsum"} else {}
     adapter_bytes = save_artifacts(model, artifacts)
     step_seconds = [s.seconds for s in result.steps]
+    if step_seconds:
+        timings["step_time_s"] = Measurement("s", step_seconds).to_dict()
     costs = {
         "train_wall_s": result.wall_s,
         "train_steps": len(result.steps),
@@ -139,7 +158,7 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
         **memory.result(),
     }
     return {
-        "metrics": metrics, "costs": costs, "foundation": foundation,
+        "metrics": metrics, "costs": costs, "timings": timings, "foundation": foundation,
         "curve": [vars(p) for p in result.curve], "steps": [vars(s) for s in result.steps],
         "per_query": {d: {"first_rank": r.first_rank.tolist(), "ap": [round(x, 6) for x in r.average_precision.tolist()]}
                       for d, r in per_query.items()},
@@ -163,6 +182,15 @@ def _validator(config: RunConfig, val_split, pairs):
         return sum(losses) / len(losses), {d: m["R@1"] for d, m in metrics.items() if isinstance(m, dict)}
 
     return validate
+
+
+def _query_latency(model, split, config: RunConfig) -> Measurement:
+    """The online path of the first direction: one query encoded, scored against the gallery, top-10."""
+    direction = next(d for d in config.eval.directions if set(direction_modalities(d)) <= set(split.modalities))
+    query, gallery = direction_modalities(direction)
+    gallery_emb = encode_split(model, split, gallery, config.eval.batch_size)
+    inputs = split.rows(query, torch.tensor([0]))
+    return time_callable(query_path(model, inputs, query, gallery_emb), warmup=3, min_count=20, min_time_s=0.5)
 
 
 def save_artifacts(model, directory: Path) -> int | None:

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 
 from xmbench.config import DataConfig, from_dict
-from xmbench.data import manifest, synthetic
+from xmbench.data import cache, manifest, synthetic
 from xmbench.data.preprocess import EncodedSplit, Preprocessor
 from xmbench.data.split import RawSplit
 from xmbench.registry import DATASETS
@@ -36,11 +36,18 @@ def load_raw(cfg: DataConfig, split: str) -> RawSplit:
 
 
 def load_split(cfg: DataConfig, split: str) -> EncodedSplit:
-    """Model-ready tensors of one split; cached in-process, so variants share their data."""
+    """Model-ready tensors of one split; cached in-process and, for the built-in set, on disk."""
     return _load_split_cached(json.dumps(asdict(cfg), sort_keys=True), split)
 
 
 @functools.lru_cache(maxsize=8)
 def _load_split_cached(cfg_json: str, split: str) -> EncodedSplit:
     cfg = from_dict(DataConfig, json.loads(cfg_json))
-    return Preprocessor(cfg)(load_raw(cfg, split))
+    if cfg.name != "synthetic":
+        return Preprocessor(cfg)(load_raw(cfg, split))
+    path = cache.split_path(cfg, split)
+    encoded = cache.load_cached(path)
+    if encoded is None:
+        encoded = Preprocessor(cfg)(load_raw(cfg, split))
+        cache.store(path, encoded)
+    return encoded

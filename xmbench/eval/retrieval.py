@@ -170,7 +170,7 @@ def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 10
                    batch_size: int = 256) -> tuple[dict, dict[str, QueryRanks]]:
     """Encode the split with the model, then evaluate every direction both sides support."""
     directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
-    embeddings = {m: encode_split(model, split, m, batch_size) for m in {x for d in directions for x in _modalities(d)}}
+    embeddings = {m: encode_split(model, split, m, batch_size) for m in {x for d in directions for x in direction_modalities(d)}}
     return evaluate_embeddings(embeddings, split, directions, ks, chunk_size)
 
 
@@ -184,7 +184,7 @@ def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, 
     metrics: dict = {}
     per_query = {}
     for direction in supported_directions(directions, set(embeddings)):
-        q, g = _modalities(direction)
+        q, g = direction_modalities(direction)
         per_query[direction] = rank_queries(embeddings[q], embeddings[g], split.row_ids(q), split.row_ids(g), chunk_size)
         metrics[direction] = summarize(per_query[direction], ks)
     metrics["rsum"] = 100.0 * sum(m[f"R@{k}"] for m in metrics.values() for k in ks)
@@ -193,8 +193,9 @@ def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, 
 
 def supported_directions(directions, modalities) -> list[str]:
     """The requested directions whose query and gallery modalities are both present."""
-    return [d for d in directions if set(_modalities(d)) <= set(modalities)]
+    return [d for d in directions if set(direction_modalities(d)) <= set(modalities)]
 
 
-def _modalities(direction: str) -> tuple[str, str]:
+def direction_modalities(direction: str) -> tuple[str, str]:
+    """'t2i' → ('text', 'image'): the query and gallery modalities of a direction."""
     return LETTER_MODALITY[direction[0]], LETTER_MODALITY[direction[2]]

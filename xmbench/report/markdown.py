@@ -62,3 +62,46 @@ def render_markdown(records: list[Record]) -> str:
             parts.extend(f"- `{r.variant}` seed {r.seed}: {str(r.error).splitlines()[0]}" for r in failed.itertuples())
             parts.append("")
     return "\n".join(parts) + "\n"
+
+
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "quality":
+        return f"{value:.2f}"
+    if kind == "timing":
+        return f"{value * 1e3:.3f} ms"
+    return f"{value:,.0f}"
+
+
+def comparison_table(deltas, everything: bool = False) -> str:
+    """Rows per variant × metric with a mark; by default only rows that changed or need a look."""
+    from xmbench.bench.compare import EQUAL, MARKS, SAME
+
+    shown = [d for d in deltas if everything or d.mark not in (SAME, EQUAL)]
+    rows = [{"mark": MARKS[d.mark], "variant": d.variant, "metric": d.metric, "baseline": _fmt(d.baseline, d.kind),
+             "current": _fmt(d.current, d.kind),
+             "change": "–" if d.delta is None else (f"{d.delta:+.2f}" if d.kind == "quality" else f"×{d.ratio:.3f}"
+                                                    if d.ratio is not None else f"{d.delta:+,.0f}"),
+             "95% interval": f"[{d.interval[0]:+.2f}, {d.interval[1]:+.2f}]" if d.interval else "",
+             "result": d.mark, "note": d.note} for d in shown]
+    hidden = len(deltas) - len(shown)
+    legend = ("Marks: `+` better, `-` worse, `~` not significant, `=` equal, `!` new failure, `*` fixed, "
+              "`x` incomparable (config changed), `n` new variant. Quality in percentage points.")
+    table = pd.DataFrame(rows).to_markdown(index=False) if rows else "_no significant changes_"
+    tail = f"\n\n{hidden} more rows unchanged (not significant or equal)." if hidden else ""
+    return f"{table}{tail}\n\n{legend}\n"
+
+
+def verdict_markdown(verdict, deltas, suite: str, header: dict) -> str:
+    """The gate's answer, fit for a pull-request comment or $GITHUB_STEP_SUMMARY."""
+    status = "passed ✅" if verdict.passed else f"FAILED ❌ ({len(verdict.violations)} violations)"
+    lines = [f"### xmbench gate: suite `{suite}` {status}", "",
+             f"Baseline: commit `{str(header.get('commit'))[:12]}` on `{header.get('machine_class')}`, "
+             f"{verdict.checked} comparisons.", ""]
+    if verdict.violations:
+        lines += ["| variant | rule | why |", "|---|---|---|"]
+        lines += [f"| {v.variant} | `{v.rule}` | {v.reason} |" for v in verdict.violations]
+        lines.append("")
+    lines.append(comparison_table(deltas))
+    return "\n".join(lines)

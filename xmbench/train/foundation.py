@@ -13,12 +13,12 @@ import os
 import sys
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from xmbench.config import RunConfig, TrainConfig
+from xmbench.data.cache import cache_root
 from xmbench.data.sources import load_split
 from xmbench.models.model import build_reference
 from xmbench.models.towers import PrecomputedTower
@@ -26,10 +26,6 @@ from xmbench.train.engine import train
 
 FOUNDATION_VERSION = 2  # bump when the pretraining recipe changes, so old caches are not reused
 FOUNDATION_ADAPTERS = {"text": "frozen", "image": "full", "audio": "full"}
-
-
-def cache_root(config: RunConfig) -> Path:
-    return Path(config.foundation.cache_dir or os.environ.get("XMBENCH_CACHE") or Path.home() / ".cache" / "xmbench")
 
 
 def foundation_data(config: RunConfig):
@@ -51,7 +47,7 @@ def foundation_key(config: RunConfig) -> str:
 
 def foundation_state(config: RunConfig, progress: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
     """The pretrained state dict (from cache, or pretrained now) and facts about it."""
-    path = cache_root(config) / "foundation" / foundation_key(config) / "model.safetensors"
+    path = cache_root(config.foundation.cache_dir) / "foundation" / foundation_key(config) / "model.safetensors"
     if path.exists():
         return load_file(path), {"cache": "hit", "path": str(path)}
     fc = config.foundation

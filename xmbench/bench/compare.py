@@ -1,0 +1,168 @@
+"""Compare records with a baseline: one Delta per variant × metric, each with a mark.
+
+Never a single number against a single number:
+- quality (R@k, mAP per direction): mean over seeds with a 95% interval, and a paired
+  bootstrap over the queries of the same test set; a change counts when the bootstrap
+  interval of the difference excludes zero;
+- timings: raw samples, Mann-Whitney U, and a minimum effect factor on the median;
+- deterministic costs (parameters, adapter bytes): compared exactly.
+A variant whose resolved config changed is incomparable; one that now fails is a new failure.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+from xmbench.bench.record import Record
+from xmbench.bench.stats import mann_whitney_u, mean_interval, paired_bootstrap
+from xmbench.config import DIRECTIONS
+
+QUALITY_METRICS = ("R@1", "R@5", "R@10", "mAP")
+TIMINGS = ("query_latency_s", "step_time_s")
+EXACT_COSTS = ("trainable_params", "total_params", "adapter_bytes")
+ALPHA = 0.01  # significance level of timing tests
+MIN_TIMING_EFFECT = 1.05  # a median must move by 5% before a timing change counts
+
+BETTER, WORSE, SAME = "better", "worse", "not significant"
+NEW_FAILURE, FIXED, INCOMPARABLE, NEW, EQUAL = "new failure", "fixed", "incomparable", "new", "equal"
+MARKS = {BETTER: "+", WORSE: "-", SAME: "~", NEW_FAILURE: "!", FIXED: "*", INCOMPARABLE: "x", NEW: "n", EQUAL: "="}
+
+
+@dataclass
+class Delta:
+    variant: str
+    metric: str  # "t2i R@1", "query_latency_s", "trainable_params", "status", "config"
+    kind: str  # quality | timing | cost | status
+    baseline: float | None
+    current: float | None
+    mark: str
+    interval: tuple[float, float] | None = None  # of the difference (quality) or None
+    note: str = ""
+
+    @property
+    def delta(self) -> float | None:
+        if self.baseline is None or self.current is None:
+            return None
+        return self.current - self.baseline
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.baseline or self.current is None:
+            return None
+        return self.current / self.baseline
+
+
+def compare(current: list[Record], baseline: list[Record]) -> list[Delta]:
+    """Deltas for every variant of `current`, matched by name with `baseline`."""
+    deltas = []
+    for variant, runs in _by_variant(current).items():
+        base = _by_variant(baseline).get(variant)
+        deltas.extend(compare_variant(variant, runs, base))
+    return deltas
+
+
+def _by_variant(records: list[Record]) -> dict[str, list[Record]]:
+    grouped: dict[str, list[Record]] = {}
+    for record in records:
+        grouped.setdefault(record.variant, []).append(record)
+    return grouped
+
+
+def compare_variant(variant: str, current: list[Record], baseline: list[Record] | None) -> list[Delta]:
+    if not baseline:
+        return [Delta(variant, "status", "status", None, None, NEW, note="not in the baseline")]
+    if {r.variant_id for r in current} != {r.variant_id for r in baseline}:
+        return [Delta(variant, "config", "status", None, None, INCOMPARABLE,
+                      note="the resolved config changed since the baseline; accept a new baseline")]
+    current_ok, baseline_ok = [r for r in current if r.ok], [r for r in baseline if r.ok]
+    if not current_ok:
+        mark = NEW_FAILURE if baseline_ok else SAME
+        return [Delta(variant, "status", "status", None, None, mark, note=(current[0].error or "").splitlines()[0])]
+    if not baseline_ok:
+        return [Delta(variant, "status", "status", None, None, FIXED, note="failed in the baseline")]
+    return (_quality(variant, current_ok, baseline_ok) + _timings(variant, current_ok, baseline_ok)
+            + _exact_costs(variant, current_ok, baseline_ok))
+
+
+def _per_query(record: Record, direction: str, metric: str) -> np.ndarray:
+    ranks = record.per_query[direction]
+    if metric == "mAP":
+        return np.asarray(ranks["ap"], dtype=float)
+    return (np.asarray(ranks["first_rank"]) <= int(metric.split("@")[1])).astype(float)
+
+
+def _quality(variant: str, current: list[Record], baseline: list[Record]) -> list[Delta]:
+    deltas = []
+    for direction in DIRECTIONS:
+        if not all(direction in r.per_query for r in current + baseline):
+            continue
+        for metric in QUALITY_METRICS:
+            cur = [100 * r.metrics[direction][metric] for r in current]
+            base = [100 * r.metrics[direction][metric] for r in baseline]
+            interval = _paired_interval(current, baseline, direction, metric)
+            if interval is None:  # not the same queries: fall back to seeds alone
+                mark, note = _seed_mark(cur, base)
+            else:
+                mark = SAME if interval[0] <= 0 <= interval[1] else (BETTER if interval[0] > 0 else WORSE)
+                note = f"paired bootstrap over {len(current[0].per_query[direction]['first_rank'])} queries"
+            if len(cur) > 1:
+                m, low, high = mean_interval(cur)
+                note += f"; seeds: {m:.1f} [{low:.1f}, {high:.1f}]"
+            deltas.append(Delta(variant, f"{direction} {metric}", "quality", statistics.fmean(base),
+                                statistics.fmean(cur), mark, interval, note))
+    return deltas
+
+
+def _paired_interval(current, baseline, direction, metric) -> tuple[float, float] | None:
+    """Bootstrap interval (points) of the per-query difference, averaged over shared seeds."""
+    pairs = [(c, b) for c in current for b in baseline if c.seed == b.seed]
+    if not pairs:
+        pairs = list(zip(current, baseline))
+    differences = []
+    for c, b in pairs:
+        x, y = _per_query(c, direction, metric), _per_query(b, direction, metric)
+        if len(x) != len(y):
+            return None
+        differences.append(x - y)
+    return tuple(100 * v for v in paired_bootstrap(np.mean(differences, axis=0)))
+
+
+def _seed_mark(current: list[float], baseline: list[float]) -> tuple[str, str]:
+    _, low_c, high_c = mean_interval(current)
+    _, low_b, high_b = mean_interval(baseline)
+    if low_c > high_b:
+        return BETTER, "seed intervals apart"
+    if high_c < low_b:
+        return WORSE, "seed intervals apart"
+    return SAME, "seed intervals overlap"
+
+
+def _timings(variant: str, current: list[Record], baseline: list[Record]) -> list[Delta]:
+    deltas = []
+    for name in TIMINGS:
+        cur = [s for r in current for s in r.timings.get(name, {}).get("samples", [])]
+        base = [s for r in baseline for s in r.timings.get(name, {}).get("samples", [])]
+        if not cur or not base:
+            continue
+        p = mann_whitney_u(cur, base)
+        ratio = statistics.median(cur) / statistics.median(base)
+        if p >= ALPHA or 1 / MIN_TIMING_EFFECT < ratio < MIN_TIMING_EFFECT:
+            mark = SAME
+        else:
+            mark = WORSE if ratio > 1 else BETTER  # lower is better
+        deltas.append(Delta(variant, name, "timing", statistics.median(base), statistics.median(cur), mark,
+                            note=f"median ×{ratio:.3f}, Mann-Whitney p={p:.2g}, n={len(base)}/{len(cur)}"))
+    return deltas
+
+
+def _exact_costs(variant: str, current: list[Record], baseline: list[Record]) -> list[Delta]:
+    deltas = []
+    for name in EXACT_COSTS:
+        cur, base = current[0].costs.get(name), baseline[0].costs.get(name)
+        if cur is None or base is None:
+            continue
+        mark = EQUAL if cur == base else (WORSE if cur > base else BETTER)  # smaller is better
+        deltas.append(Delta(variant, name, "cost", base, cur, mark, note="deterministic: compared exactly"))
+    return deltas
