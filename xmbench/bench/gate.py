@@ -49,7 +49,8 @@ class GateRule:
         allowed = self.limit * abs(delta.baseline) if self.relative else self.limit
         if rise > allowed:
             limit = f"{self.limit:.0%}" if self.relative else f"{self.limit:g}"
-            return f"{delta.metric} rose from {delta.baseline:.6g} to {delta.current:.6g}, more than the {limit} allowed ({delta.note})"
+            return (f"{delta.metric} rose from {delta.baseline:.6g} to {delta.current:.6g}, "
+                    f"more than the {limit} allowed ({delta.note})")
         return None
 
 

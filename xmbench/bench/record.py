@@ -60,6 +60,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; records and baselines are shared files
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f, indent=1, sort_keys=True, allow_nan=False)
             f.flush()

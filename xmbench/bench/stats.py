@@ -58,3 +58,28 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
             ranks[order[start:end]] = (start + end + 1) / 2  # 1-based average over the tie group
             start = end
     return ranks
+
+
+def permutation_test(a, b, max_exact: int = 20_000, seed: int = 0) -> float:
+    """Two-sided p-value of a difference in means, by permuting group labels.
+
+    Exact over every split while there are at most `max_exact` of them, else sampled. Used on
+    per-process medians: each process of a run is one observation of the machine's speed.
+    """
+    import itertools
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    pooled, n = np.concatenate([x, y]), len(x)
+    observed = abs(x.mean() - y.mean())
+    if math.comb(len(pooled), n) <= max_exact:
+        splits = (list(c) for c in itertools.combinations(range(len(pooled)), n))
+    else:
+        rng = np.random.default_rng(seed)
+        splits = (rng.permutation(len(pooled))[:n] for _ in range(max_exact))
+    total = extreme = 0
+    for chosen in splits:
+        mask = np.zeros(len(pooled), dtype=bool)
+        mask[chosen] = True
+        total += 1
+        extreme += abs(pooled[mask].mean() - pooled[~mask].mean()) >= observed - 1e-12
+    return extreme / total
