@@ -34,6 +34,11 @@ def violated_rules(output: str) -> list[str]:
     return sorted({rule for _, rule in rows})
 
 
+def timing_rows(output: str) -> list[str]:
+    """The comparison rows of timings, kept to see how far the machine drifts between runs."""
+    return [line for line in output.splitlines() if "_s " in line and line.startswith("|")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="suites/smoke.toml")
@@ -62,7 +67,7 @@ def main() -> None:
             else:
                 correct = run.returncode == 1 and bool(rules) and all(re.search(expected, r) for r in rules)
             outcomes.append({"exit": run.returncode, "rules": rules, "correct": correct,
-                             "seconds": round(time.perf_counter() - started, 1)})
+                             "seconds": round(time.perf_counter() - started, 1), "timings": timing_rows(run.stdout)})
             print(f"{scenario} {i + 1}/{args.runs}: exit {run.returncode}, rules {rules or '-'}, "
                   f"{'as expected' if correct else 'WRONG'}", flush=True)
         results[scenario] = {"fault": fault, "correct": sum(o["correct"] for o in outcomes), "runs": args.runs,

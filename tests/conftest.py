@@ -8,6 +8,21 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# Suite files under tests/ are fixtures of the tests, not suites for the xmbench plugin to run.
+collect_ignore_glob = ["*.toml"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Data and foundation caches of the test session stay out of the user's ~/.cache."""
+    previous = os.environ.get("XMBENCH_CACHE")
+    os.environ["XMBENCH_CACHE"] = str(tmp_path_factory.mktemp("xmbench-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("XMBENCH_CACHE", None)
+    else:
+        os.environ["XMBENCH_CACHE"] = previous
+
 TINY_BASE = {
     "data": {"n_train": 48, "n_val": 16, "n_test": 24, "image_size": 32, "audio_seconds": 0.5, "n_mels": 32},
     "model": {"embed_dim": 16, "text": {"size": "tiny"}, "image": {"size": "tiny"}, "audio": {"size": "tiny"}},

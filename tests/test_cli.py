@@ -8,8 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def xmbench(*args, cwd=ROOT, check=False):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+def xmbench(*args, cwd=ROOT, check=False, env_extra=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(env_extra or {})}
     result = subprocess.run([sys.executable, "-m", "xmbench.cli", *map(str, args)], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=600)
     if check:
@@ -23,7 +23,7 @@ def test_smoke_suite_runs_and_reports(tmp_path):
                   "--no-progress", check=True)
     assert "| lora_r8 " in run.stdout and "t2i R@1" in run.stdout
     files = sorted(p.name for p in (records / "smoke").iterdir())
-    assert files == ["lora_r4__seed0.json", "lora_r8__seed0.json"]
+    assert files == [f"lora_r{r}__seed{s}.json" for r in (4, 8) for s in range(8)]
     assert json.loads((records / "smoke" / files[0]).read_text())["status"] == "ok"
     report = xmbench("report", "--markdown", "--records", records, "--out", tmp_path / "r.md", check=True)
     assert report.stdout.strip() == (tmp_path / "r.md").read_text().strip()
@@ -62,3 +62,30 @@ def test_data_export_writes_a_loadable_manifest(tmp_path):
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [r["split"] for r in rows] == ["train"] * 3 + ["val"] * 2 + ["test"] * 2
     assert all((out / r["image"]).exists() and (out / r["audio"]).exists() and len(r["captions"]) == 5 for r in rows)
+
+
+def test_baseline_accept_compare_and_gate(tmp_path):
+    records, baselines = tmp_path / "records", tmp_path / "baselines"
+    suite = tmp_path / "three.toml"
+    suite.write_text((ROOT / "tests/bench/three_variants.toml").read_text())
+    common = ["--baselines", baselines, "--machine-class", "box"]
+    missing = xmbench("gate", suite, "--records", records, *common)
+    assert missing.returncode == 2 and "no records of suite 'three'" in missing.stderr
+    xmbench("run", suite, "--records", records, "--artifacts", tmp_path / "art", "--no-progress", "--in-process",
+            check=True)
+    no_baseline = xmbench("gate", suite, "--records", records, *common)
+    assert no_baseline.returncode == 2 and "xmbench baseline accept" in no_baseline.stderr
+    xmbench("baseline", "accept", suite, "--records", records, "--force", *common, check=True)
+    assert (baselines / "box" / "three.json").exists()
+    compared = xmbench("compare", suite, "--records", records, "--all", *common, check=True)
+    assert "| ~      | a" in compared.stdout and "trainable_params" in compared.stdout
+    summary = tmp_path / "summary.md"
+    gated = xmbench("gate", suite, "--records", records, *common, env_extra={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert gated.returncode == 0 and "passed" in gated.stdout
+    assert "xmbench gate: suite `three` passed" in summary.read_text()
+    report = xmbench("report", "--records", records, "--suite", "three", *common, check=True)
+    assert "## Against the baseline" in report.stdout
+    as_json = xmbench("report", "--json", "--records", records, check=True)
+    assert {row["variant"] for row in json.loads(as_json.stdout)} == {"a", "b", "c"}
+    html = xmbench("report", "--html", "--records", records, "--out", tmp_path / "r.html", check=True)
+    assert "wrote" in html.stdout and (tmp_path / "r.html").stat().st_size > 10_000

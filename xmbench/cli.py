@@ -71,9 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render stored records")
     report.add_argument("--markdown", action="store_true", help="GitHub-flavoured markdown tables (default)")
+    report.add_argument("--html", action="store_true", help="one self-contained page with plots (to --out)")
+    report.add_argument("--json", action="store_true", help="records as JSON rows (pandas-friendly)")
+    report.add_argument("--csv", action="store_true", help="records as CSV rows")
     report.add_argument("--records", type=Path, default=None)
     report.add_argument("--suite", help="only this suite")
-    report.add_argument("--out", type=Path, help="also write the report to this file")
+    report.add_argument("--out", type=Path, help="write the report here (HTML default: reports/report.html)")
+    _baseline_options(report)
     report.set_defaults(handler=cmd_report)
 
     data = sub.add_parser("data", help="dataset tools")
@@ -88,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _baseline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", type=Path, default=Path("baselines"), help="baselines folder")
+    parser.add_argument("--no-timing-gates", action="store_true",
+                        help="gate on quality and deterministic costs only (for shared, noisy machines)")
     parser.add_argument("--machine-class", help="override the machine class derived from the hardware")
 
 
@@ -107,12 +113,13 @@ def run_gate(suite, records, args) -> int:
     import os
 
     from xmbench.bench import baseline, gate
-    from xmbench.bench.compare import compare
+    from xmbench.bench.compare import TIMINGS, compare
     from xmbench.report.markdown import verdict_markdown
 
     base_records, header = baseline.load(suite.name, args.baselines, args.machine_class)
     deltas = compare(records, base_records)
-    verdict = gate.check(deltas, suite.gates)
+    rules = [r for r in suite.gates if not (args.no_timing_gates and r.metric in TIMINGS)]
+    verdict = gate.check(deltas, rules)
     text = verdict_markdown(verdict, deltas, suite.name, header)
     print(text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -206,17 +213,52 @@ def cmd_list(args) -> int:
 
 def cmd_report(args) -> int:
     from xmbench.bench.record import DEFAULT_RECORDS, read_records
+    from xmbench.report.frame import records_frame
     from xmbench.report.markdown import render_markdown
 
     records = read_records(args.records or DEFAULT_RECORDS, args.suite)
     if not records:
         raise XmbenchError(f"no records under {args.records or DEFAULT_RECORDS}; run `xmbench run SUITE` first")
-    text = render_markdown(records)
+    if args.json or args.csv:
+        frame = records_frame(records)
+        text = frame.to_json(orient="records", indent=1) if args.json else frame.to_csv(index=False)
+    elif args.html:
+        from xmbench.report.html import render_html
+
+        out = args.out or Path("reports") / "report.html"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_html(records, _regressions(records, args)))
+        print(f"wrote {out}")
+        return 0
+    else:
+        text = render_markdown(records)
+        regressions = _regressions(records, args)
+        if regressions:
+            text += f"\n## Against the baseline\n\n{regressions}"
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
     return 0
+
+
+def _regressions(records, args) -> str:
+    """Comparison tables of each suite that has a baseline on this machine class; '' otherwise."""
+    from xmbench.bench import baseline
+    from xmbench.bench.compare import compare
+    from xmbench.report.markdown import comparison_table
+
+    parts = []
+    for suite in dict.fromkeys(r.suite for r in records):
+        try:
+            reference, header = baseline.load(suite, args.baselines, args.machine_class)
+        except XmbenchError as exc:
+            parts.append(f"`{suite}`: {exc}\n")
+            continue
+        current = [r for r in records if r.suite == suite]
+        parts.append(f"### {suite} (baseline commit `{str(header.get('commit'))[:12]}`)\n\n"
+                     + comparison_table(compare(current, reference)))
+    return "\n".join(parts)
 
 
 def cmd_data_export(args) -> int:

@@ -4,7 +4,7 @@ Children are forked from a multiprocessing fork server that imported torch, tran
 peft once (about 9 s a process on a 2-core CPU), so isolation costs milliseconds per run. The
 fork server never computes, so forking it is safe for OpenMP and CUDA alike.
 
-The child (xmbench.bench.worker) writes its own record. When it does not — it crashed, was
+The child (xmbench.bench.worker) writes its own record, and ends itself if the runner dies. When it does not — it crashed, was
 killed for memory, or ran past the timeout — this module writes a failed record saying so.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def run(suite: str, variant, seed: int, records_dir: Path, artifacts_dir: Path, 
     before = path.stat().st_mtime_ns if path.exists() else None
     job = {"suite": suite, "variant": variant.name, "config": variant.config.to_dict(),
            "overrides": variant.overrides, "seed": seed, "records": str(Path(records_dir).resolve()),
-           "artifacts": str(Path(artifacts_dir).resolve()), "progress": False, "cwd": os.getcwd(),
+           "artifacts": str(Path(artifacts_dir).resolve()), "progress": False, "cwd": os.getcwd(), "runner_pid": os.getpid(),
            "environ": {k: v for k, v in os.environ.items() if k.startswith(("XMBENCH_", "HF_", "OMP_", "MKL_"))}}
     child = _fork_server().Process(target=run_job, args=(job,), name=f"xmbench {variant.name} seed {seed}")
     child.start()

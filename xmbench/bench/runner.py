@@ -52,25 +52,30 @@ def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: 
     bar = tqdm(total=len(runs), desc=f"suite {suite.name}", unit="run", disable=not progress)
     for index, (variant, seed) in enumerate(runs, start=1):
         label = f"[{index}/{len(runs)}] {variant.name} seed={seed}"
-        existing = None if force else _reusable(records_dir, suite.name, variant, seed)
-        if existing:
-            _say(f"{label}: reusing complete record ({existing.created_at})")
+        record = None if force else _reusable(records_dir, suite.name, variant, seed)
+        if record:
+            _say(f"{label}: reusing complete record ({record.created_at})")
         else:
             _say(f"{label}: running")
             started = time.perf_counter()
-            if isolate:
-                existing = isolated.run(suite.name, variant, seed, records_dir, artifacts_dir / suite.name,
-                                        timeout_s or suite.timeout_s)
-            else:
-                existing = run_variant(suite.name, variant, seed, artifacts_dir / suite.name, progress)
-                existing.env = env.capture()
-                write_record(existing, records_dir)
-            outcome = "ok" if existing.ok else f"FAILED: {existing.error.splitlines()[0]}"
+            record = _run_one(suite, variant, seed, records_dir, artifacts_dir / suite.name, isolate, timeout_s, progress)
+            outcome = "ok" if record.ok else f"FAILED: {record.error.splitlines()[0]}"
             _say(f"{label}: {outcome} in {time.perf_counter() - started:.0f} s")
-        records.append(existing)
+        records.append(record)
         bar.update(1)
     bar.close()
     return records
+
+
+def _run_one(suite: Suite, variant: Variant, seed: int, records_dir: Path, artifacts_dir: Path, isolate: bool,
+             timeout_s: float | None, progress: bool) -> Record:
+    """One run, in a child process (which writes the record) or in this one."""
+    if isolate:
+        return isolated.run(suite.name, variant, seed, records_dir, artifacts_dir, timeout_s or suite.timeout_s)
+    record = run_variant(suite.name, variant, seed, artifacts_dir, progress)
+    record.env = env.capture()
+    write_record(record, records_dir)
+    return record
 
 
 def _say(message: str) -> None:
@@ -88,12 +93,16 @@ def _reusable(records_dir: Path, suite: str, variant: Variant, seed: int) -> Rec
     return record if record.ok and record.variant_id == variant.variant_id else None
 
 
-def run_variant(suite: str, variant: Variant, seed: int, artifacts_dir: Path, progress: bool = True) -> Record:
-    """One variant at one seed; any failure becomes a failed record with the reason."""
+def run_variant(suite: str, variant: Variant, seed: int, artifacts_dir: Path, progress: bool = True,
+                on_model=None) -> Record:
+    """One variant at one seed; any failure becomes a failed record with the reason.
+
+    `on_model(model, test_split)` is called with the trained model (the pytest plugin times it).
+    """
     base = dict(suite=suite, variant=variant.name, variant_id=variant.variant_id, seed=seed,
                 config=variant.config.to_dict(), overrides=variant.overrides)
     try:
-        outcome = execute(variant.config, seed, artifacts_dir / f"{slug(variant.name)}__seed{seed}", progress)
+        outcome = execute(variant.config, seed, artifacts_dir / f"{slug(variant.name)}__seed{seed}", progress, on_model)
     except XmbenchError as exc:
         return Record(status="failed", error=f"{type(exc).__name__}: {exc}", **base)
     except Exception as exc:  # noqa: BLE001 — a crashing variant must not stop the suite
@@ -108,7 +117,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True) -> dict:
+def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True, on_model=None) -> dict:
     """data → model → train → evaluate; returns the record fields it measured."""
     load_builtins()
     if config.train.threads:
@@ -141,7 +150,10 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
     metrics, per_query = evaluate_model(model, test_split, config.eval.directions, tuple(config.eval.ks),
                                         config.eval.chunk_size, config.eval.batch_size)
     eval_s = time.perf_counter() - started
-    timings = {"query_latency_s": _query_latency(model, test_split, config).to_dict()} if metrics.keys() - {"rsum"} else {}
+    timings = {"query_latency_s": time_callable(query_function(model, test_split, config), warmup=3, min_count=20,
+                                                min_time_s=0.5).to_dict()} if metrics.keys() - {"rsum"} else {}
+    if on_model:
+        on_model(model, test_split)
     adapter_bytes = save_artifacts(model, artifacts)
     step_seconds = [s.seconds for s in result.steps]
     if step_seconds:
@@ -184,13 +196,12 @@ def _validator(config: RunConfig, val_split, pairs):
     return validate
 
 
-def _query_latency(model, split, config: RunConfig) -> Measurement:
+def query_function(model, split, config: RunConfig):
     """The online path of the first direction: one query encoded, scored against the gallery, top-10."""
     direction = next(d for d in config.eval.directions if set(direction_modalities(d)) <= set(split.modalities))
     query, gallery = direction_modalities(direction)
     gallery_emb = encode_split(model, split, gallery, config.eval.batch_size)
-    inputs = split.rows(query, torch.tensor([0]))
-    return time_callable(query_path(model, inputs, query, gallery_emb), warmup=3, min_count=20, min_time_s=0.5)
+    return query_path(model, split.rows(query, torch.tensor([0])), query, gallery_emb)
 
 
 def save_artifacts(model, directory: Path) -> int | None:

@@ -7,25 +7,35 @@ and the runner records the failure instead.
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
 
+def exit_with(pid: int, interval_s: float = 0.5) -> None:
+    """End this process when `pid` (the suite's runner) is gone, so a killed suite leaves no orphans.
 
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies, so a killed suite leaves no orphans."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the child may outlive a killed parent, and still writes atomically
+    The runner is not this process's parent (the fork server is), so the parent-death signal of
+    Linux would not fire; a daemon thread that checks the runner's pid works everywhere.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)  # no record: the rerun will redo this variant
+            except PermissionError:
+                pass  # the pid exists, owned by someone else: still alive
+
+    threading.Thread(target=watch, daemon=True, name="xmbench-runner-watch").start()
 
 
 def run_job(job: dict) -> None:
-    die_with_parent()
+    exit_with(job["runner_pid"])
     os.environ.update(job["environ"])
     os.chdir(job["cwd"])
     if job["cwd"] not in sys.path:  # user models named by import path live in the working folder

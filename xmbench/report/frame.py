@@ -9,8 +9,8 @@ from xmbench.bench.record import DEFAULT_RECORDS, Record, read_records
 from xmbench.config import DIRECTIONS
 
 QUALITY = ("R@1", "R@5", "R@10", "mAP")
-COSTS = ("train_wall_s", "step_time_s", "samples_per_s", "peak_rss_mb", "trainable_params", "total_params",
-         "adapter_bytes")
+COSTS = ("train_wall_s", "step_time_s", "samples_per_s", "query_latency_ms", "peak_rss_mb", "trainable_params",
+         "total_params", "adapter_bytes")
 
 
 def records_frame(records: list[Record]) -> pd.DataFrame:
@@ -25,6 +25,8 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
                     row[f"{direction} {metric}"] = value
         row["rsum"] = r.metrics.get("rsum")
         row.update({k: v for k, v in r.costs.items() if isinstance(v, (int, float)) or v is None})
+        latency = r.timings.get("query_latency_s", {}).get("p50")
+        row["query_latency_ms"] = None if latency is None else 1e3 * latency
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -17,7 +17,7 @@ def _mean_std(values: pd.Series, scale: float, digits: int) -> str:
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
-def quality_table(frame: pd.DataFrame) -> str:
+def quality_table_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per variant; R@k and mAP in percent per direction, mean ± std over seeds."""
     ok = frame[frame.status == "ok"]
     columns = [f"{d} {m}" for d in DIRECTIONS for m in QUALITY if f"{d} {m}" in ok]
@@ -27,20 +27,30 @@ def quality_table(frame: pd.DataFrame) -> str:
         row.update({c: _mean_std(group[c], 100.0, 1) for c in columns})
         row["rsum"] = _mean_std(group["rsum"], 1.0, 1)
         rows.append(row)
-    return pd.DataFrame(rows).to_markdown(index=False) if rows else "_no successful runs_"
+    return pd.DataFrame(rows)
 
 
-def cost_table(frame: pd.DataFrame) -> str:
+def quality_table(frame: pd.DataFrame) -> str:
+    table = quality_table_frame(frame)
+    return table.to_markdown(index=False) if len(table) else "_no successful runs_"
+
+
+def cost_table_frame(frame: pd.DataFrame) -> pd.DataFrame:
     ok = frame[frame.status == "ok"]
     rows = []
     for variant, group in ok.groupby("variant", sort=False):
         row = {"variant": variant}
         for cost in COSTS:
             if cost in group:
-                digits = 0 if cost.endswith(("params", "bytes")) else 3 if cost == "step_time_s" else 1
+                digits = 0 if cost.endswith(("params", "bytes")) else 3 if cost in ("step_time_s", "query_latency_ms") else 1
                 row[cost] = _mean_std(group[cost], 1.0, digits)
         rows.append(row)
-    return pd.DataFrame(rows).to_markdown(index=False) if rows else ""
+    return pd.DataFrame(rows)
+
+
+def cost_table(frame: pd.DataFrame) -> str:
+    table = cost_table_frame(frame)
+    return table.to_markdown(index=False) if len(table) else ""
 
 
 def render_markdown(records: list[Record]) -> str:
@@ -54,7 +64,8 @@ def render_markdown(records: list[Record]) -> str:
         parts.append("Retrieval on the evaluation split, in percent (mean ± std over seeds); rsum = sum of "
                      "R@1/5/10 over directions.\n")
         parts.append(quality_table(group) + "\n")
-        parts.append("Costs of the adaptation run (median step time; peak RSS while training).\n")
+        parts.append("Costs: adaptation run (median step time; peak RSS while training) and the online query "
+                     "path (p50 of encoding one query, scoring it against the gallery, top-10).\n")
         parts.append(cost_table(group) + "\n")
         failed = group[group.status != "ok"]
         if len(failed):

@@ -1,0 +1,56 @@
+import pytest
+
+from xmbench.bench.compare import Delta
+from xmbench.bench.gate import DEFAULT_GATES, check, parse_gates
+from xmbench.errors import ConfigError
+
+
+def quality(current, baseline=50.0, mark="worse", direction="t2i"):
+    return Delta("v", f"{direction} R@1", "quality", baseline, current, mark, (current - baseline - 1, current - baseline + 1))
+
+
+def test_defaults_apply_when_a_suite_declares_none():
+    assert [r.key for r in parse_gates({})] == list(DEFAULT_GATES)
+
+
+def test_quality_rule_fails_only_beyond_its_limit_and_when_significant():
+    rules = parse_gates({"*.R@1": 1.0})
+    assert check([quality(49.5)], rules).passed  # a significant drop of 0.5 points is allowed
+    verdict = check([quality(47.0)], rules)
+    assert not verdict.passed
+    (violation,) = verdict.violations
+    assert violation.rule == "*.R@1 = 1" and "t2i R@1 dropped 3.00 points" in violation.reason
+    assert check([quality(40.0, mark="not significant")], rules).passed
+
+
+def test_direction_specific_rule():
+    rules = parse_gates({"a2t.R@1": 1.0})
+    assert check([quality(40.0, direction="t2i")], rules).passed
+    assert not check([quality(40.0, direction="a2t")], rules).passed
+
+
+def test_relative_timing_and_exact_cost_rules():
+    rules = parse_gates({"query_latency_s": "10%", "trainable_params": 0})
+    slow = Delta("v", "query_latency_s", "timing", 0.010, 0.0125, "worse", note="median ×1.25")
+    assert "query_latency_s rose from 0.01 to 0.0125, more than the 10% allowed" in check([slow], rules).violations[0].reason
+    assert check([Delta("v", "query_latency_s", "timing", 0.010, 0.0105, "worse")], rules).passed
+    grown = Delta("v", "trainable_params", "cost", 100, 101, "worse")
+    assert check([grown], rules).violations[0].rule == "trainable_params = 0"
+
+
+def test_new_failures_and_changed_configs_fail():
+    verdict = check([Delta("v", "status", "status", None, None, "new failure", note="Crash"),
+                     Delta("w", "config", "status", None, None, "incomparable", note="config changed")], [])
+    assert [v.rule for v in verdict.violations] == ["no new failures", "comparable config"]
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"t2x.R@1": 1}, r"gates\.t2x\.R@1: unknown direction 't2x' \(did you mean 't2i'\?\)"),
+    ({"*.R@2": 1}, r"unknown quality metric 'R@2'"),
+    ({"query_latncy_s": "10%"}, r"did you mean 'query_latency_s'"),
+    ({"query_latency_s": "ten"}, r"expected a number or a percentage"),
+    ({"trainable_params": -1}, r"non-negative"),
+])
+def test_bad_rules_are_config_errors(table, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_gates(table)

@@ -1,0 +1,32 @@
+import re
+
+import pandas as pd
+
+from xmbench.bench.record import Record
+from xmbench.report.html import render_html
+from xmbench.report.plots import _frontier
+
+
+def record(variant, seed, r1, latency, rss):
+    metrics = {d: {"R@1": r1, "R@5": r1, "R@10": r1, "mAP": r1} for d in ("t2i", "i2t")}
+    metrics["rsum"] = 300 * r1
+    curve = [{"step": s, "train_loss": 3 - s / 10, "val_loss": 3.1 - s / 12, "val_r1": {"t2i": r1, "i2t": r1}}
+             for s in (5, 10)]
+    return Record(suite="s", variant=variant, variant_id=variant, seed=seed, status="ok", config={}, metrics=metrics,
+                  costs={"peak_rss_mb": rss, "trainable_params": 10}, curve=curve,
+                  timings={"query_latency_s": {"p50": latency, "samples": [latency]}})
+
+
+def test_page_is_self_contained_with_every_plot():
+    records = [record("a", 0, 0.4, 0.002, 900), record("a", 1, 0.5, 0.002, 910), record("b", 0, 0.6, 0.004, 950)]
+    page = render_html(records, "| mark | x |")
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert [alt for alt, _ in images] == ["learning curves", "R@1 per direction", "pareto latency", "pareto memory"]
+    assert all(len(data) > 1000 for _, data in images)
+    assert "<table" in page and "http" not in page.replace("http-equiv", "")  # nothing fetched from outside
+    assert "Against the baseline" in page
+
+
+def test_pareto_frontier_keeps_only_undominated_points():
+    points = pd.DataFrame({"quality": [50, 40, 60, 55], "cost": [1.0, 2.0, 3.0, 4.0]}, index=list("abcd"))
+    assert list(_frontier(points, "cost").index) == ["a", "c"]

@@ -1,0 +1,48 @@
+"""One self-contained HTML page of stored records: tables and inline PNG plots."""
+from __future__ import annotations
+
+import base64
+import html
+
+from xmbench.report import plots
+from xmbench.report.frame import records_frame
+from xmbench.report.markdown import cost_table_frame, quality_table_frame
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 12px; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def render_html(records, comparison_markdown: str | None = None) -> str:
+    frame = records_frame(records)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>xmbench report</title><style>{STYLE}</style>"
+             "</head><body><h1>xmbench report</h1>"]
+    for suite, group in frame.groupby("suite", sort=False):
+        suite_records = [r for r in records if r.suite == suite]
+        parts.append(f"<h2>Suite {html.escape(str(suite))}</h2>")
+        parts.append("<h3>Retrieval (percent, mean ± std over seeds)</h3>")
+        parts.append(quality_table_frame(group).to_html(index=False, border=0))
+        parts.append("<h3>Costs</h3>" + cost_table_frame(group).to_html(index=False, border=0))
+        parts.append("<h3>Learning curves</h3>" + _img(plots.learning_curves(suite_records), "learning curves"))
+        parts.append("<h3>R@1 per direction</h3>" + _img(plots.direction_bars(group), "R@1 per direction"))
+        parts.append("<h3>Pareto: quality against latency and memory</h3>")
+        parts.append(_img(plots.pareto(group, "query_latency_ms", "query latency p50 (ms)"), "pareto latency"))
+        parts.append(_img(plots.pareto(group, "peak_rss_mb", "peak RSS while training (MiB)"), "pareto memory"))
+        failed = group[group.status != "ok"]
+        if len(failed):
+            items = "".join(f"<li><code>{html.escape(r.variant)}</code> seed {r.seed}: "
+                            f"{html.escape(str(r.error).splitlines()[0])}</li>" for r in failed.itertuples())
+            parts.append(f"<h3>Failed runs</h3><ul>{items}</ul>")
+    if comparison_markdown:
+        parts.append(f"<h2>Against the baseline</h2><pre>{html.escape(comparison_markdown)}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

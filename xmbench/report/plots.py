@@ -1,0 +1,96 @@
+"""Matplotlib figures of stored records, returned as PNG bytes (no display needed)."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from xmbench.bench.stats import mean_interval  # noqa: E402
+from xmbench.config import DIRECTIONS  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def learning_curves(records) -> bytes:
+    """Train and validation loss, and mean validation R@1, against the step, per variant (seed 0 first)."""
+    fig, (loss_ax, r1_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    seen = set()
+    for record in sorted(records, key=lambda r: r.seed):
+        if not record.ok or record.variant in seen or not record.curve:
+            continue
+        seen.add(record.variant)
+        steps = [p["step"] for p in record.curve]
+        line, = loss_ax.plot(steps, [p["train_loss"] for p in record.curve], "-o", label=f"{record.variant} train")
+        loss_ax.plot(steps, [p["val_loss"] for p in record.curve], "--s", color=line.get_color(),
+                     label=f"{record.variant} val")
+        r1 = [100 * np.mean(list(p["val_r1"].values())) for p in record.curve]
+        r1_ax.plot(steps, r1, "-o", color=line.get_color(), label=record.variant)
+    loss_ax.set(xlabel="step", ylabel="contrastive loss", title="Learning curves (seed of lowest number)")
+    r1_ax.set(xlabel="step", ylabel="validation R@1, mean over directions (%)", title="Validation R@1")
+    for ax in (loss_ax, r1_ax):
+        if ax.lines:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def pareto(frame: pd.DataFrame, cost: str, cost_label: str) -> bytes:
+    """Mean R@1 (over directions and seeds) against a cost, with the Pareto frontier marked."""
+    ok = frame[frame.status == "ok"]
+    r1_columns = [f"{d} R@1" for d in DIRECTIONS if f"{d} R@1" in ok]
+    points = ok.assign(quality=100 * ok[r1_columns].mean(axis=1)).groupby("variant", sort=False)[["quality", cost]].mean()
+    points = points.dropna()
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.scatter(points[cost], points["quality"], s=40)
+    for name, row in points.iterrows():
+        ax.annotate(name, (row[cost], row["quality"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    frontier = _frontier(points, cost)
+    if len(frontier) > 1:
+        ax.plot(frontier[cost], frontier["quality"], "r--", label="Pareto frontier")
+        ax.legend(fontsize=8)
+    ax.scatter(frontier[cost], frontier["quality"], s=90, facecolors="none", edgecolors="r")
+    ax.set(xlabel=cost_label, ylabel="mean R@1 over directions (%)", title=f"Quality against {cost_label}")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _frontier(points: pd.DataFrame, cost: str) -> pd.DataFrame:
+    """Points no other point beats on both lower cost and higher quality."""
+    ordered = points.sort_values([cost, "quality"], ascending=[True, False])
+    best, keep = -np.inf, []
+    for name, row in ordered.iterrows():
+        if row["quality"] > best:
+            keep.append(name)
+            best = row["quality"]
+    return ordered.loc[keep]
+
+
+def direction_bars(frame: pd.DataFrame) -> bytes:
+    """R@1 per direction and variant: mean over seeds with the 95% t interval."""
+    ok = frame[frame.status == "ok"]
+    variants = list(dict.fromkeys(ok.variant))
+    directions = [d for d in DIRECTIONS if f"{d} R@1" in ok]
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.4 * len(directions) * max(1, len(variants)) / 3), 4.5))
+    width = 0.8 / max(1, len(variants))
+    for i, variant in enumerate(variants):
+        rows = ok[ok.variant == variant]
+        stats = [mean_interval(100 * rows[f"{d} R@1"]) for d in directions]
+        means = [s[0] for s in stats]
+        errors = np.array([[s[0] - s[1] for s in stats], [s[2] - s[0] for s in stats]])
+        ax.bar(np.arange(len(directions)) + i * width, means, width, yerr=errors, capsize=3, label=variant)
+    ax.set_xticks(np.arange(len(directions)) + width * (len(variants) - 1) / 2, directions)
+    ax.set(ylabel="R@1 (%)", title="R@1 per direction (mean over seeds, 95% interval)")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
