@@ -3,14 +3,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["evaluate_retrieval", "load_records", "load_suite", "run_suite", "__version__"]
+__all__ = ["evaluate_retrieval", "evaluate_scores", "load_records", "load_suite", "run_suite", "__version__"]
 
 
 def __getattr__(name: str):
     # Lazy: `import xmbench` stays light; torch loads when a function is first used.
-    if name == "evaluate_retrieval":
-        from xmbench.eval.retrieval import evaluate_retrieval
-        return evaluate_retrieval
+    if name in ("evaluate_retrieval", "evaluate_scores"):
+        from xmbench.eval import retrieval
+        return getattr(retrieval, name)
     if name == "load_records":
         from xmbench.report.frame import load_records
         return load_records

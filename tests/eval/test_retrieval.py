@@ -4,7 +4,7 @@ import torch
 
 import xmbench
 from xmbench.eval import retrieval
-from xmbench.eval.retrieval import evaluate_retrieval, rank_queries
+from xmbench.eval.retrieval import evaluate_retrieval, evaluate_scores, rank_queries, rank_scores
 
 
 def brute_force(q, g, query_ids, gallery_ids):
@@ -93,3 +93,24 @@ def test_public_api_and_bad_input():
         evaluate_retrieval(q * float("nan"), q, [0, 1, 2], [0, 1, 2])
     with pytest.raises(ValueError, match="equal d"):
         evaluate_retrieval(q, torch.randn(3, 5), [0, 1, 2], [0, 1, 2])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_from_scores_matches_brute_force_on_a_non_dot_product_score(seed):
+    q, g, qi, gi = random_problem(seed)
+    scores = -np.abs(q[:, None, :] - g[None, :, :]).sum(-1)  # negative L1 distance: many exact ties
+    ranks = rank_scores(scores, qi, gi, chunk_size=9)
+    # the brute force sorts q @ g.T; give it embeddings whose dot products are these scores
+    first, ap, _ = brute_force(scores, np.eye(len(g), dtype=np.float32), qi, gi)
+    assert np.array_equal(ranks.first_rank, first)
+    np.testing.assert_allclose(ranks.average_precision, ap, rtol=1e-12)
+
+
+def test_from_scores_equals_from_embeddings():
+    q, g, qi, gi = random_problem(4)
+    assert evaluate_scores(torch.from_numpy(q) @ torch.from_numpy(g).T, qi, gi) == evaluate_retrieval(q, g, qi, gi)
+    assert xmbench.evaluate_scores is evaluate_scores
+    with pytest.raises(ValueError, match="40 queries with 39 ids"):
+        evaluate_scores(np.zeros((40, 60)), qi[:39], gi)
+    with pytest.raises(ValueError, match="scores contain NaN"):
+        evaluate_scores(np.full((40, 60), np.nan), qi, gi)

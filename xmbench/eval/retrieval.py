@@ -40,22 +40,43 @@ def rank_queries(query_emb, gallery_emb, query_ids, gallery_ids, chunk_size: int
     gallery = torch.as_tensor(gallery_emb).float()
     if queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]:
         raise ValueError(f"embeddings must be (n, d) with equal d, got {tuple(queries.shape)} and {tuple(gallery.shape)}")
-    if len(query_ids) != len(queries) or len(gallery_ids) != len(gallery):
-        raise ValueError("one id per embedding row is required for queries and gallery")
+    _check_rows(len(queries), len(gallery), query_ids, gallery_ids)
     if not (torch.isfinite(queries).all() and torch.isfinite(gallery).all()):
         raise ValueError("embeddings contain NaN or infinite values")
+    chunks = ((start, queries[start:start + chunk_size] @ gallery.T) for start in range(0, len(queries), chunk_size))
+    return _rank_score_chunks(chunks, query_ids, gallery_ids, len(gallery))
+
+
+def rank_scores(scores, query_ids, gallery_ids, chunk_size: int = 1024) -> QueryRanks:
+    """As rank_queries, from a precomputed (n_queries, n_gallery) score matrix (cast to fp32)."""
+    scores = torch.as_tensor(scores)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be (n_queries, n_gallery), got {tuple(scores.shape)}")
+    _check_rows(*scores.shape, query_ids, gallery_ids)
+    if not torch.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinite values")
+    chunks = ((start, scores[start:start + chunk_size].float()) for start in range(0, len(scores), chunk_size))
+    return _rank_score_chunks(chunks, query_ids, gallery_ids, scores.shape[1])
+
+
+def _check_rows(n_queries: int, n_gallery: int, query_ids, gallery_ids) -> None:
+    if len(query_ids) != n_queries or len(gallery_ids) != n_gallery:
+        raise ValueError(f"one id per row is required: {n_queries} queries with {len(query_ids)} ids, "
+                         f"{n_gallery} gallery rows with {len(gallery_ids)} ids")
+
+
+def _rank_score_chunks(chunks, query_ids, gallery_ids, n_gallery: int) -> QueryRanks:
+    """Ranks, AP and AP@10 of each query from (first row, score block) chunks in row order."""
     positive_index, n_pos = _positive_index(query_ids, gallery_ids)
     first, ap, ap10 = [], [], []
-    for start in range(0, len(queries), chunk_size):
-        scores = queries[start:start + chunk_size] @ gallery.T
-        pos = positive_index[start:start + chunk_size]
+    for start, scores in chunks:
+        pos = positive_index[start:start + len(scores)]
         ranks = _ranks_by_counting(scores, pos) if pos.shape[1] <= COUNTING_MAX_POSITIVES else _ranks_by_sorting(scores, pos)
-        chunk_ap, chunk_ap10 = _average_precisions(ranks, n_pos[start:start + chunk_size])
+        chunk_ap, chunk_ap10 = _average_precisions(ranks, n_pos[start:start + len(scores)])
         first.append(ranks[:, 0])
         ap.append(chunk_ap)
         ap10.append(chunk_ap10)
-    return QueryRanks(torch.cat(first).numpy(), torch.cat(ap).numpy(), torch.cat(ap10).numpy(),
-                      n_pos.numpy(), len(gallery))
+    return QueryRanks(torch.cat(first).numpy(), torch.cat(ap).numpy(), torch.cat(ap10).numpy(), n_pos.numpy(), n_gallery)
 
 
 def _positive_index(query_ids, gallery_ids) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,23 +172,33 @@ def evaluate_retrieval(query_emb, gallery_emb, query_ids, gallery_ids, ks=(1, 5,
     return summarize(rank_queries(query_emb, gallery_emb, query_ids, gallery_ids, chunk_size), ks)
 
 
+def evaluate_scores(scores, query_ids, gallery_ids, ks=(1, 5, 10), chunk_size: int = 1024) -> dict[str, float | int | str]:
+    """evaluate_retrieval from a precomputed (n_queries, n_gallery) score matrix (higher is better).
+
+    For a model whose similarity is not a dot product (a re-ranker, a fused score); the same
+    metrics, tie policy and chunked processing. Scores are cast to fp32.
+    """
+    return summarize(rank_scores(scores, query_ids, gallery_ids, chunk_size), ks)
+
+
 @torch.inference_mode()
-def encode_split(model, split, modality: str, batch_size: int = 256) -> torch.Tensor:
+def encode_split(model, split, modality: str, batch_size: int = 64) -> torch.Tensor:
     """Embeddings of every row of one modality of an EncodedSplit, in eval mode."""
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
         model.eval()
     try:
-        rows = torch.arange(split.n_rows(modality))
-        return torch.cat([model.encode(modality, split.rows(modality, rows[i:i + batch_size]))
-                          for i in range(0, len(rows), batch_size)]).float()
+        order = split.length_order(modality)
+        encoded = torch.cat([model.encode(modality, split.rows(modality, order[i:i + batch_size]))
+                             for i in range(0, len(order), batch_size)]).float()
+        return encoded[torch.argsort(order)]  # back to row order
     finally:
         if was_training:
             model.train()
 
 
 def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 1024,
-                   batch_size: int = 256) -> tuple[dict, dict[str, QueryRanks]]:
+                   batch_size: int = 64) -> tuple[dict, dict[str, QueryRanks]]:
     """Encode the split with the model, then evaluate every direction both sides support."""
     directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
     embeddings = {m: encode_split(model, split, m, batch_size) for m in {x for d in directions for x in direction_modalities(d)}}
