@@ -19,6 +19,7 @@ import torch
 from xmbench.config import MODALITY_LETTER
 
 COUNTING_MAX_POSITIVES = 32  # above this, sorting a row beats one counting pass per positive
+RANKING_BLOCK_SCORES = 256 * 1024  # rows ranked at once hold ~1 MiB of scores: the passes stay in cache
 TIE_POLICY = "pessimistic"
 LETTER_MODALITY = {v: k for k, v in MODALITY_LETTER.items()}
 
@@ -53,10 +54,18 @@ def rank_scores(scores, query_ids, gallery_ids, chunk_size: int = 1024) -> Query
     if scores.ndim != 2:
         raise ValueError(f"scores must be (n_queries, n_gallery), got {tuple(scores.shape)}")
     _check_rows(*scores.shape, query_ids, gallery_ids)
-    if not torch.isfinite(scores).all():
-        raise ValueError("scores contain NaN or infinite values")
-    chunks = ((start, scores[start:start + chunk_size].float()) for start in range(0, len(scores), chunk_size))
+    chunks = ((start, _finite(scores[start:start + chunk_size].float(), start))
+              for start in range(0, len(scores), chunk_size))
     return _rank_score_chunks(chunks, query_ids, gallery_ids, scores.shape[1])
+
+
+def _finite(scores: torch.Tensor, first_row: int) -> torch.Tensor:
+    """The block unchanged; an error naming the first bad row if any score is NaN or infinite."""
+    if not torch.isfinite(scores.sum()):  # a finite sum proves every term finite, at 1/20 the cost
+        bad = (~torch.isfinite(scores)).any(1).nonzero().flatten()
+        if len(bad):
+            raise ValueError(f"scores contain NaN or infinite values (first: query row {first_row + int(bad[0])})")
+    return scores
 
 
 def _check_rows(n_queries: int, n_gallery: int, query_ids, gallery_ids) -> None:
@@ -69,13 +78,16 @@ def _rank_score_chunks(chunks, query_ids, gallery_ids, n_gallery: int) -> QueryR
     """Ranks, AP and AP@10 of each query from (first row, score block) chunks in row order."""
     positive_index, n_pos = _positive_index(query_ids, gallery_ids)
     first, ap, ap10 = [], [], []
-    for start, scores in chunks:
-        pos = positive_index[start:start + len(scores)]
-        ranks = _ranks_by_counting(scores, pos) if pos.shape[1] <= COUNTING_MAX_POSITIVES else _ranks_by_sorting(scores, pos)
-        chunk_ap, chunk_ap10 = _average_precisions(ranks, n_pos[start:start + len(scores)])
-        first.append(ranks[:, 0])
-        ap.append(chunk_ap)
-        ap10.append(chunk_ap10)
+    rank = _ranks_by_counting if positive_index.shape[1] <= COUNTING_MAX_POSITIVES else _ranks_by_sorting
+    block = max(16, RANKING_BLOCK_SCORES // max(n_gallery, 1))
+    for chunk_start, chunk in chunks:
+        for offset in range(0, len(chunk), block):
+            start, scores = chunk_start + offset, chunk[offset:offset + block]
+            ranks = rank(scores, positive_index[start:start + len(scores)])
+            block_ap, block_ap10 = _average_precisions(ranks, n_pos[start:start + len(scores)])
+            first.append(ranks[:, 0])
+            ap.append(block_ap)
+            ap10.append(block_ap10)
     return QueryRanks(torch.cat(first).numpy(), torch.cat(ap).numpy(), torch.cat(ap10).numpy(), n_pos.numpy(), n_gallery)
 
 
@@ -103,7 +115,9 @@ def _ranks_by_counting(scores: torch.Tensor, positive_index: torch.Tensor) -> to
     valid = positive_index >= 0
     pos_scores = scores.gather(1, positive_index.clamp(min=0)).masked_fill(~valid, -torch.inf)
     pos_scores, _ = pos_scores.sort(dim=1, descending=True)
-    at_least = torch.stack([(scores >= pos_scores[:, j:j + 1]).sum(1) for j in range(pos_scores.shape[1])], 1)
+    # int32 counts: summing bools into int64 costs a fifth more and a gallery is far below 2**31
+    at_least = torch.stack([torch.sum(scores >= pos_scores[:, j:j + 1], dim=1, dtype=torch.int32)
+                            for j in range(pos_scores.shape[1])], 1).long()
     positives_at_least = (pos_scores.unsqueeze(1) >= pos_scores.unsqueeze(2)).sum(2)
     negatives_at_least = at_least - positives_at_least
     ranks = torch.arange(1, pos_scores.shape[1] + 1) + negatives_at_least
