@@ -95,7 +95,8 @@ def main() -> None:
     results = {"threads": torch.get_num_threads(), "large": against_bare_matmul(args.repeats)}
     results["torchmetrics"] = against_torchmetrics(args.repeats)
     tm, large = results["torchmetrics"], results["large"]
-    print(f"2000x2000 from the same scores: xmbench {tm['xmbench_s'] * 1e3:.1f} ms, torchmetrics {tm['torchmetrics_s'] * 1e3:.0f} ms "
+    print(f"2000x2000 from the same scores: xmbench {tm['xmbench_s'] * 1e3:.1f} ms, "
+          f"torchmetrics {tm['torchmetrics_s'] * 1e3:.0f} ms "
           f"→ {tm['speedup']:.0f}× faster; max |difference| {tm['max_abs_difference']:.2e}")
     print(f"2000x2000 from the embeddings (score product included): xmbench {tm['xmbench_from_embeddings_s'] * 1e3:.1f} ms "
           f"→ {tm['speedup_from_embeddings']:.0f}×")

@@ -35,8 +35,19 @@ def test_variants_cross_the_matrix_and_seeds(tmp_path):
 
 
 def test_shipped_suites_validate():
-    for name in ("smoke", "quickstart"):
+    for name in ("smoke", "quickstart", "profile"):
         assert load_suite(f"suites/{name}.toml").variants
+
+
+def test_profile_table_sets_every_variants_profile(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text("[profile]\nlatency = true\nbatch_sizes = [2]\n[variants.a]\n[variants.b]\n\"profile.latency\" = false\n")
+    a, b = load_suite(path).variants
+    assert a.config.profile.latency and a.config.profile.batch_sizes == [2]
+    assert not b.config.profile.latency and b.config.profile.batch_sizes == [2]
+    path.write_text("[profile]\nlatency = true\n[base.profile]\nflops = false\n")
+    with pytest.raises(ConfigError, match=r"\[profile\] or as \[base.profile\], not both"):
+        load_suite(path)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -47,6 +58,9 @@ def test_shipped_suites_validate():
     ("[variants.x]\n\"train.loss\" = \"infonse\"\n", r"variant 'x': unknown loss 'infonse'.*did you mean 'infonce'"),
     ("[suite]\nseeds = []\n", r"suite\.seeds"),
     ("[matrix]\n\"train.lr\" = 3\n", r"matrix\.train\.lr: expected a non-empty list"),
+    ("[profile]\nlatncy = true\n", r"base\.profile\.latncy: unknown key 'latncy' \(did you mean 'latency'\?\)"),
+    ("[profile]\nbatch_sizes = [0, 8]\n", r"profile\.batch_sizes: must be a non-empty list of positive numbers"),
+    ("[base.train]\ndevice = \"gpu\"\n", r"train\.device: 'gpu' is not one of cpu, cuda, auto"),
 ])
 def test_bad_suites_name_the_file_and_key(tmp_path, text, message):
     path = tmp_path / "bad.toml"

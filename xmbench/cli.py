@@ -1,4 +1,4 @@
-"""`xmbench run | validate | list | report | data export`."""
+"""`xmbench run | profile | validate | list | report | compare | gate | baseline | data export`."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gate", action="store_true", help="compare with the baseline and exit 1 on a gate violation")
     _baseline_options(run)
     run.set_defaults(handler=cmd_run)
+
+    prof = sub.add_parser("profile", help="profile variants: torch.profiler traces, memory, latency, FLOPs, dynamics")
+    prof.add_argument("suite", type=Path)
+    prof.add_argument("--variant", action="append", help="profile only this variant (repeatable; default: all)")
+    prof.add_argument("--seed", type=int, help="the seed to profile (default: the suite's first)")
+    prof.add_argument("--records", type=Path, default=None, help="records folder (default .xmbench/records)")
+    prof.add_argument("--trace-dir", type=Path, help="where traces go (default: profile.trace_dir, reports/profiles)")
+    prof.add_argument("--no-progress", action="store_true")
+    prof.add_argument("--in-process", action="store_true", help="run in this process (no isolation)")
+    prof.add_argument("--timeout", type=float, help="seconds per variant (default: suite.timeout_s)")
+    prof.set_defaults(handler=cmd_profile)
 
     baseline = sub.add_parser("baseline", help="manage stored baselines")
     baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
@@ -113,12 +124,12 @@ def run_gate(suite, records, args) -> int:
     import os
 
     from xmbench.bench import baseline, gate
-    from xmbench.bench.compare import TIMINGS, compare
+    from xmbench.bench.compare import compare, is_timing
     from xmbench.report.markdown import verdict_markdown
 
     base_records, header = baseline.load(suite.name, args.baselines, args.machine_class)
     deltas = compare(records, base_records)
-    rules = [r for r in suite.gates if not (args.no_timing_gates and r.metric in TIMINGS)]
+    rules = [r for r in suite.gates if not (args.no_timing_gates and is_timing(r.metric))]
     verdict = gate.check(deltas, rules)
     text = verdict_markdown(verdict, deltas, suite.name, header)
     print(text)
@@ -146,6 +157,34 @@ def cmd_run(args) -> int:
         return run_gate(suite, records, args)
     failed = [r for r in records if not r.ok]
     return 1 if failed else 0
+
+
+def cmd_profile(args) -> int:
+    """Each selected variant re-run once with every probe on; records go to suite '<name>-profile'."""
+    from dataclasses import replace
+
+    from xmbench.bench.record import DEFAULT_RECORDS
+    from xmbench.bench.runner import DEFAULT_ARTIFACTS, run_suite
+    from xmbench.profile.stage import trace_config
+    from xmbench.profile.trace import writable_directory
+    from xmbench.report.profile import render_profile
+    from xmbench.suite import Suite, Variant, load_suite
+
+    suite = load_suite(args.suite)
+    chosen = [suite.variant(name) for name in args.variant] if args.variant else suite.variants
+    variants = []
+    for variant in chosen:
+        config = trace_config(variant.config)
+        if args.trace_dir:
+            config = replace(config, profile=replace(config.profile, trace_dir=str(args.trace_dir)))
+        writable_directory(Path(config.profile.trace_dir))  # fail before any work, naming the folder
+        variants.append(Variant(variant.name, config, {**variant.overrides, "profile": "xmbench profile"}))
+    profiled = Suite(f"{suite.name}-profile", suite.path, suite.description, [args.seed if args.seed is not None
+                     else suite.seeds[0]], variants, [], suite.timeout_s)
+    records = run_suite(profiled, args.records or DEFAULT_RECORDS, DEFAULT_ARTIFACTS, force=True,
+                        progress=not args.no_progress, isolate=not args.in_process, timeout_s=args.timeout)
+    print(render_profile(records))
+    return 1 if any(not r.ok for r in records) else 0
 
 
 def cmd_baseline_accept(args) -> int:

@@ -95,6 +95,7 @@ class TrainConfig:
     eval_every: int = 50  # steps between validation points of the learning curve; 0: none
     checkpoint_every: int = 0  # steps between resumable checkpoints; 0: none
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    device: str = "cpu"  # cpu | cuda | auto (CUDA when present)
 
 
 @dataclass
@@ -122,6 +123,33 @@ class EvalConfig:
 
 
 @dataclass
+class ProfileConfig:
+    """Day-1 profiling switches: what the profile stage measures after evaluation.
+
+    The cheap analyses (FLOPs, alignment) are on by default; probes that cost run time or
+    touch every step are off until a suite turns them on (`[profile]` or `"profile.x" = true`).
+    """
+
+    latency: bool = False  # per-modality encoder and query-path latency at each batch size
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64])
+    min_repeats: int = 10  # latency: repetitions until both this count…
+    min_time_s: float = 0.3  # …and this much time are reached, after warmup
+    shape_scaling: bool = False  # latency against text length, image resolution, audio duration
+    text_lengths: list[int] = field(default_factory=lambda: [8, 16, 32])
+    image_sizes: list[int] = field(default_factory=lambda: [32, 64, 96])
+    audio_seconds: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5])
+    flops: bool = True  # FLOPs per tower per sample, achieved FLOP/s and MFU of training
+    memory: bool = False  # peak memory per phase and the breakdown per tower (instrumented steps)
+    grad_norms: bool = False  # gradient norm of each component at every training step
+    alignment: bool = True  # pair retrieval matrix, alignment/uniformity, modality gap
+    trace: bool = False  # torch.profiler trace of a few training and inference steps
+    trace_steps: int = 3  # profiled training steps (after one warmup step)
+    trace_dir: str = "reports/profiles"
+    telemetry: bool = False  # NVML power, energy, utilisation (GPU only; skipped on CPU)
+    memory_snapshot: bool = False  # CUDA allocator history for the PyTorch memory viewer (GPU only)
+
+
+@dataclass
 class RunConfig:
     """The complete, resolved configuration of one variant."""
 
@@ -130,6 +158,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     foundation: FoundationConfig = field(default_factory=FoundationConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,11 +174,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.domain": ("source", "target"),
     "model.*.size": ("small", "tiny"),
     "eval.split": ("train", "val", "test"),
+    "train.device": ("cpu", "cuda", "auto"),
 }
 POSITIVE = {"data.n_train", "data.n_test", "data.image_size", "data.sample_rate", "data.n_mels",
             "data.max_objects", "data.max_text_tokens", "model.embed_dim", "train.batch_size",
             "foundation.batch_size", "eval.chunk_size", "eval.batch_size", "model.*.adapter.rank",
-            "data.audio_seconds", "model.temperature", "model.min_temperature"}
+            "data.audio_seconds", "model.temperature", "model.min_temperature", "profile.min_repeats",
+            "profile.trace_steps"}
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
@@ -207,6 +238,10 @@ def validate(config: RunConfig) -> RunConfig:
         raise ConfigError(f"train.steps: must be >= 0, got {config.train.steps}")
     if not config.model.min_temperature <= config.model.temperature:
         raise ConfigError("model.temperature: must be >= model.min_temperature")
+    for key in ("batch_sizes", "text_lengths", "image_sizes", "audio_seconds"):
+        values = getattr(config.profile, key)
+        if not values or min(values) <= 0:
+            raise ConfigError(f"profile.{key}: must be a non-empty list of positive numbers, got {values}")
     if config.eval.ks != sorted(set(config.eval.ks)) or min(config.eval.ks) < 1:
         raise ConfigError(f"eval.ks: must be increasing positive integers, got {config.eval.ks}")
     validate_names(config)

@@ -101,7 +101,7 @@ def _summary(records) -> dict:
 
 def _check_gates(suite, variant, records, config) -> None:
     from xmbench.bench import baseline, gate
-    from xmbench.bench.compare import TIMINGS, compare
+    from xmbench.bench.compare import compare, is_timing
     from xmbench.errors import XmbenchError
 
     try:
@@ -110,7 +110,7 @@ def _check_gates(suite, variant, records, config) -> None:
     except XmbenchError:
         return  # no baseline here yet: nothing to gate against (the terminal summary says so)
     deltas = compare(records, [r for r in base_records if r.variant == variant.name])
-    rules = [rule for rule in suite.gates if rule.metric not in TIMINGS]
+    rules = [rule for rule in suite.gates if not is_timing(rule.metric)]
     verdict = gate.check(deltas, rules)
     if not verdict.passed:
         lines = [f"xmbench gate failed for {variant.name}:"] + [f"  {v.rule}: {v.reason}" for v in verdict.violations]

@@ -1,7 +1,8 @@
 """Suites: a TOML file of a base config, named variants and matrix axes, expanded to Variants.
 
     [suite]            name, description, seeds
-    [base]             config tables (data, model, train, foundation, eval)
+    [base]             config tables (data, model, train, foundation, eval, profile)
+    [profile]          the profiling switches of every variant (same as [base.profile])
     [variants.NAME]    dotted-key overrides of the base ("model.*.adapter.rank" = 4)
     [matrix]           cartesian axes, "train.lr" = [1e-3, 3e-3], crossed with every variant
 """
@@ -19,7 +20,7 @@ from xmbench.errors import ConfigError, did_you_mean
 
 SUITE_KEYS = ("name", "description", "seeds", "timeout_s")
 DEFAULT_TIMEOUT_S = 3600.0
-TOP_LEVEL = ("suite", "base", "variants", "matrix", "gates")
+TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "gates")
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,11 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
     timeout_s = header.get("timeout_s", DEFAULT_TIMEOUT_S)
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
         raise ConfigError(f"suite.timeout_s: expected a positive number of seconds, got {timeout_s!r}")
-    base = raw.get("base", {})
+    base = dict(raw.get("base", {}))
+    if "profile" in raw:
+        if "profile" in base:
+            raise ConfigError("profile: set it as [profile] or as [base.profile], not both")
+        base["profile"] = raw["profile"]
     variants = expand(base, raw.get("variants", {"base": {}}), raw.get("matrix", {}))
     return Suite(
         name=str(header.get("name", default_name)),

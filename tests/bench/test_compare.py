@@ -63,3 +63,16 @@ def test_status_marks():
 def test_exact_costs():
     assert marks(compare([record(params=101)], [record(params=100)]))["trainable_params"] == "worse"
     assert marks(compare([record(params=99)], [record(params=100)]))["trainable_params"] == "better"
+
+
+def test_probe_timings_are_compared_statistically_and_flops_exactly():
+    def probed(latency_s, flops):
+        r = record(latency_s=0.010)
+        r.timings["encode.text.b8"] = {"samples": list(latency_s * (1 + 0.02 * np.random.default_rng(1).random(40)))}
+        r.costs["flops.text_per_sample"] = flops
+        return r
+
+    deltas = compare([probed(0.013, 1000)], [probed(0.010, 900)])
+    assert marks(deltas)["encode.text.b8"] == "worse"
+    assert marks(deltas)["flops.text_per_sample"] == "worse"
+    assert marks(compare([probed(0.010, 900)], [probed(0.010, 900)]))["flops.text_per_sample"] == "equal"

@@ -38,6 +38,16 @@ def test_relative_timing_and_exact_cost_rules():
     assert check([grown], rules).violations[0].rule == "trainable_params = 0"
 
 
+def test_probe_measurements_can_be_gated():
+    rules = parse_gates({"encode.text.b8": "10%", "query.t2a.b1": "20%", "flops.image_per_sample": 0})
+    assert [r.metric for r in rules] == ["encode.text.b8", "query.t2a.b1", "flops.image_per_sample"]
+    assert all(r.direction is None for r in rules)
+    grown = Delta("v", "flops.image_per_sample", "cost", 100, 120, "worse")
+    assert check([grown], rules).violations[0].rule == "flops.image_per_sample = 0"
+    with pytest.raises(ConfigError, match="unknown gate metric 'encode.txt.b8'"):
+        parse_gates({"encode.txt.b8": "10%"})
+
+
 def test_new_failures_and_changed_configs_fail():
     verdict = check([Delta("v", "status", "status", None, None, "new failure", note="Crash"),
                      Delta("w", "config", "status", None, None, "incomparable", note="config changed")], [])

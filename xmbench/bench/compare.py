@@ -20,8 +20,8 @@ from xmbench.bench.stats import mann_whitney_u, mean_interval, paired_bootstrap,
 from xmbench.config import DIRECTIONS
 
 QUALITY_METRICS = ("R@1", "R@5", "R@10", "mAP")
-TIMINGS = ("query_latency_s", "step_time_s")
-EXACT_COSTS = ("trainable_params", "total_params", "adapter_bytes")
+TIMINGS = ("query_latency_s", "step_time_s")  # always present; latency probes add encode.* and query.*
+EXACT_COSTS = ("trainable_params", "total_params", "adapter_bytes")  # plus FLOPs (flops.*) and bytes (*_bytes)
 ALPHA = 0.01  # significance of a timing test over the raw samples of single processes
 ALPHA_PROCESSES = 0.05  # significance of a test over per-process medians (few, independent)
 MIN_PROCESSES = 3  # records a side before timings are compared process by process
@@ -155,7 +155,7 @@ def _timings(variant: str, current: list[Record], baseline: list[Record]) -> lis
     raw samples and the ratio of medians.
     """
     deltas = []
-    for name in TIMINGS:
+    for name in timing_names(current + baseline):
         cur = [r.timings[name]["samples"] for r in current if r.timings.get(name, {}).get("samples")]
         base = [r.timings[name]["samples"] for r in baseline if r.timings.get(name, {}).get("samples")]
         if not cur or not base:
@@ -182,9 +182,25 @@ def _timings(variant: str, current: list[Record], baseline: list[Record]) -> lis
     return deltas
 
 
+def timing_names(records: list[Record]) -> list[str]:
+    """The fixed timings first, then every probe's timing any record holds, in a stable order."""
+    extra = sorted({name for r in records for name in r.timings} - set(TIMINGS))
+    return list(TIMINGS) + extra
+
+
+def is_timing(name: str) -> bool:
+    return name in TIMINGS or name.startswith(("encode.", "query."))
+
+
+def exact_cost_names(records: list[Record]) -> list[str]:
+    """Deterministic costs: parameters, adapter bytes, FLOPs and the memory breakdown's bytes."""
+    extra = sorted({n for r in records for n in r.costs if n.startswith("flops.") or n.startswith("mem.")} - set(EXACT_COSTS))
+    return list(EXACT_COSTS) + extra
+
+
 def _exact_costs(variant: str, current: list[Record], baseline: list[Record]) -> list[Delta]:
     deltas = []
-    for name in EXACT_COSTS:
+    for name in exact_cost_names(current + baseline):
         cur, base = current[0].costs.get(name), baseline[0].costs.get(name)
         if cur is None or base is None:
             continue

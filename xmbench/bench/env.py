@@ -58,4 +58,12 @@ def capture() -> dict[str, object]:
         "packages": package_versions(),
         "git": git_state(),
         "fault": os.environ.get("XMBENCH_FAULT") or None,
+        "matmul_peak_flops_per_s": measured_peaks(),
     }
+
+
+def measured_peaks() -> dict[str, float]:
+    """The matmul peaks (FLOP/s) this process measured for MFU, by device; none unless profiled."""
+    from xmbench.profile.flops import MEASURED_PEAKS
+
+    return dict(MEASURED_PEAKS)

@@ -11,6 +11,7 @@ and a variant whose config no longer matches the baseline, fail the gate too.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from xmbench.bench.compare import EXACT_COSTS, INCOMPARABLE, NEW_FAILURE, QUALITY_METRICS, TIMINGS, WORSE, Delta
@@ -79,9 +80,14 @@ def parse_gates(table: dict) -> list[GateRule]:
     return rules
 
 
+# Probe measurements a gate may name: latency probes, FLOPs, the memory breakdown's bytes.
+PROBE_METRIC = re.compile(r"^(encode\.(text|image|audio)\.b\d+|query\.[tia]2[tia]\.b\d+|"
+                          r"flops\.(text|image|audio)_per_sample|mem\.[\w/]+\.\w+_bytes)$")
+
+
 def _parse_rule(key: str, value) -> GateRule:
     where = f"gates.{key}"
-    if "." in key:
+    if "." in key and not key.startswith(("encode.", "query.", "flops.", "mem.")):
         direction, _, metric = key.partition(".")
         if direction != "*" and direction not in DIRECTIONS:
             raise ConfigError(f"{where}: unknown direction '{direction}'{did_you_mean(direction, DIRECTIONS)}; "
@@ -92,9 +98,10 @@ def _parse_rule(key: str, value) -> GateRule:
     else:
         direction, metric = None, key
         known = TIMINGS + EXACT_COSTS
-        if metric not in known:
+        if metric not in known and not PROBE_METRIC.match(metric):
             hint = did_you_mean(metric, known + tuple(f"*.{m}" for m in QUALITY_METRICS))
             raise ConfigError(f"{where}: unknown gate metric '{metric}'{hint}; known: {', '.join(known)}, "
+                              f"a probe's encode.MODALITY.bN / query.DIRECTION.bN / flops.MODALITY_per_sample, "
                               f"or DIRECTION.METRIC for quality")
     relative = isinstance(value, str)
     try:

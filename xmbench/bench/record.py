@@ -40,6 +40,7 @@ class Record:
     steps: list[dict[str, Any]] = field(default_factory=list)
     per_query: dict[str, dict[str, list]] = field(default_factory=dict)
     foundation: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)  # the profile stage: analyses shown in reports
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 

@@ -11,6 +11,7 @@ import statistics
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,21 @@ from xmbench.bench.record import DEFAULT_RECORDS, Record, read_record, slug, wri
 from xmbench.config import RunConfig
 from xmbench.data.sources import load_split
 from xmbench.errors import XmbenchError
-from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_embeddings, evaluate_model
-from xmbench.models.model import build_reference, load_user_model, total_parameters, trainable_parameters
+from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_embeddings, supported_directions
+from xmbench.models.model import (
+    build_reference,
+    load_user_model,
+    model_device,
+    resolve_device,
+    to_device,
+    total_parameters,
+    trainable_parameters,
+)
 from xmbench.models.peft import save_adapter
 from xmbench.profile.latency import query_path, time_callable
 from xmbench.profile.measurement import Measurement
 from xmbench.profile.memory import PeakMemory
+from xmbench.profile.stage import run_profile, step_probes
 from xmbench.registry import LOSSES, load_builtins
 from xmbench.suite import Suite, Variant
 from xmbench.train.engine import logit_scale, train
@@ -138,17 +148,24 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
     else:
         seed_everything(seed)
         model = load_user_model(config)
+    model.to(resolve_device(config.train.device))
     pairs = [tuple(p.split("-")) for p in config.train.pairs if set(p.split("-")) <= set(modalities)]
-    # train
+    # train (with the per-step probes the profile section asks for)
+    probes = step_probes(config)
     memory = PeakMemory()
     with memory.track():
         result = train(model, train_split, config.train, seed=seed, pairs=pairs,
-                       validate=_validator(config, val_split, pairs), progress=progress)
+                       validate=_validator(config, val_split, pairs), progress=progress, probes=list(probes.values()))
     faults.inject(model)  # no-op unless XMBENCH_FAULT is set (validating the gates)
     # evaluate
+    eval_memory = PeakMemory(interval_s=0.005)
     started = time.perf_counter()
-    metrics, per_query = evaluate_model(model, test_split, config.eval.directions, tuple(config.eval.ks),
-                                        config.eval.chunk_size, config.eval.batch_size)
+    with eval_memory.track():
+        directions = supported_directions(config.eval.directions, set(test_split.modalities) & set(model.modalities))
+        embeddings = {m: encode_split(model, test_split, m, config.eval.batch_size)
+                      for m in {x for d in directions for x in direction_modalities(d)}}
+        metrics, per_query = evaluate_embeddings(embeddings, test_split, directions, tuple(config.eval.ks),
+                                                 config.eval.chunk_size)
     eval_s = time.perf_counter() - started
     timings = {"query_latency_s": time_callable(query_function(model, test_split, config), warmup=3, min_count=20,
                                                 min_time_s=0.5).to_dict()} if metrics.keys() - {"rsum"} else {}
@@ -169,8 +186,23 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
         "adapter_bytes": adapter_bytes,
         **memory.result(),
     }
+    # profile: the trained model measured (it may train a few more steps for a trace: artifacts are saved)
+    def train_again(extra_probes):
+        steps = replace(config.train, steps=config.profile.trace_steps + 1, eval_every=0, checkpoint_every=0)
+        train(model, train_split, steps, seed=seed, pairs=pairs, progress=False, probes=extra_probes)
+
+    profiled = run_profile(model, config, train_split=train_split, test_split=test_split, train_result=result,
+                           probes=probes, embeddings=embeddings, metrics=metrics,
+                           run_name=f"{artifacts.parent.name}/{artifacts.name}", train_again=train_again)
+    timings.update(profiled["timings"])
+    costs.update(profiled["costs"])
+    profile = profiled["profile"]
+    if "memory" in profile:
+        evaluation = eval_memory.result()
+        profile["memory"]["per_phase"]["evaluation"] = {"peak_mb": evaluation["cuda_peak_mb"] or evaluation["peak_rss_mb"],
+                                                        "growth_mb": evaluation["rss_growth_mb"]}
     return {
-        "metrics": metrics, "costs": costs, "timings": timings, "foundation": foundation,
+        "metrics": metrics, "costs": costs, "timings": timings, "foundation": foundation, "profile": profile,
         "curve": [vars(p) for p in result.curve], "steps": [vars(s) for s in result.steps],
         "per_query": {d: {"first_rank": r.first_rank.tolist(), "ap": [round(x, 6) for x in r.average_precision.tolist()]}
                       for d, r in per_query.items()},
@@ -200,8 +232,9 @@ def query_function(model, split, config: RunConfig):
     """The online path of the first direction: one query encoded, scored against the gallery, top-10."""
     direction = next(d for d in config.eval.directions if set(direction_modalities(d)) <= set(split.modalities))
     query, gallery = direction_modalities(direction)
-    gallery_emb = encode_split(model, split, gallery, config.eval.batch_size)
-    return query_path(model, split.rows(query, torch.tensor([0])), query, gallery_emb)
+    device = model_device(model)
+    gallery_emb = encode_split(model, split, gallery, config.eval.batch_size).to(device)
+    return query_path(model, to_device(split.rows(query, torch.tensor([0])), device), query, gallery_emb)
 
 
 def save_artifacts(model, directory: Path) -> int | None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from xmbench.config import MODALITY_LETTER
+from xmbench.models.model import model_device, to_device
 
 COUNTING_MAX_POSITIVES = 32  # above this, sorting a row beats one counting pass per positive
 RANKING_BLOCK_SCORES = 256 * 1024  # rows ranked at once hold ~1 MiB of scores: the passes stay in cache
@@ -202,8 +203,8 @@ def encode_split(model, split, modality: str, batch_size: int = 64) -> torch.Ten
     if hasattr(model, "eval"):
         model.eval()
     try:
-        order = split.length_order(modality)
-        encoded = torch.cat([model.encode(modality, split.rows(modality, order[i:i + batch_size]))
+        order, device = split.length_order(modality), model_device(model)
+        encoded = torch.cat([model.encode(modality, to_device(split.rows(modality, order[i:i + batch_size]), device)).cpu()
                              for i in range(0, len(order), batch_size)]).float()
         return encoded[torch.argsort(order)]  # back to row order
     finally:

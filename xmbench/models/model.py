@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
 from xmbench.config import RunConfig
 from xmbench.errors import ConfigError
@@ -42,8 +43,11 @@ class ReferenceModel(nn.Module):
         self.modalities = tuple(towers)
 
     def encode(self, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        features = self.towers[modality](inputs)
-        return F.normalize(self.heads[modality](features).float(), dim=-1)
+        # profiler scopes: the trace and its per-tower split read these names
+        with record_function(f"tower/{modality}"):
+            features = self.towers[modality](inputs)
+        with record_function(f"projection/{modality}"):
+            return F.normalize(self.heads[modality](features).float(), dim=-1)
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -103,3 +107,24 @@ def trainable_parameters(model: nn.Module) -> int:
 
 def total_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def model_device(model) -> torch.device:
+    """Where the model's parameters live (CPU for a model without any)."""
+    parameters = getattr(model, "parameters", None)
+    first = next(iter(parameters()), None) if parameters else None
+    return first.device if first is not None else torch.device("cpu")
+
+
+def to_device(inputs: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda' or 'auto' (CUDA when present); asking for CUDA without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: 'cuda' was asked for but torch.cuda.is_available() is False "
+                          "on this machine; use 'cpu' or 'auto'")
+    return torch.device(name)

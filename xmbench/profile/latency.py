@@ -1,6 +1,8 @@
-"""Timing a callable: warmup, then repetitions until a minimum count and a minimum time.
+"""Latency probes: timing a callable, each modality's encoder, and the online query path.
 
-CUDA work is timed with CUDA events after a synchronisation; CPU work with perf_counter.
+Every timing is warmup, then repetitions until both a minimum count and a minimum time are
+reached, each repetition kept as a raw sample. CUDA work is timed with CUDA events after a
+synchronisation; CPU work with perf_counter.
 """
 from __future__ import annotations
 
@@ -51,3 +53,55 @@ def query_path(model, query_inputs: dict[str, torch.Tensor], query_modality: str
         return (query @ gallery.T).topk(min(k, len(gallery)), dim=1).indices
 
     return run
+
+
+def cycled_rows(n_available: int, batch_size: int) -> torch.Tensor:
+    """Row numbers 0, 1, … for a batch larger than the split repeats rows (latency ignores content)."""
+    return torch.arange(batch_size) % n_available
+
+
+def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, min_time_s: float = 0.3,
+                  warmup: int = 2) -> dict[str, Measurement]:
+    """Encoder latency of each modality, and the query path of each direction's query modality.
+
+    Keys: `encode.<modality>.b<batch>` (one batch through tower and head) and
+    `query.<direction>.b<batch>` (encode the batch of queries, score it against the
+    pre-encoded gallery, top-10); inputs are the split's first rows (text: shortest first).
+    """
+    from xmbench.eval.retrieval import direction_modalities, encode_split
+    from xmbench.models.model import model_device, to_device
+
+    device = model_device(model)
+    cuda = device.type == "cuda"
+    modalities = [m for m in split.modalities if m in getattr(model, "modalities", split.modalities)]
+    results: dict[str, Measurement] = {}
+    galleries = {}
+    for batch_size in batch_sizes:
+        for modality in modalities:
+            inputs = to_device(split.rows(modality, cycled_rows(split.n_rows(modality), batch_size)), device)
+            encode = torch.inference_mode()(lambda m=modality, x=inputs: model.encode(m, x))
+            results[f"encode.{modality}.b{batch_size}"] = time_callable(
+                encode, warmup=warmup, min_count=min_count, min_time_s=min_time_s, cuda=cuda)
+        for direction in directions:
+            query, gallery = direction_modalities(direction)
+            if query not in modalities or gallery not in modalities:
+                continue
+            if gallery not in galleries:
+                galleries[gallery] = encode_split(model, split, gallery).to(device)
+            inputs = to_device(split.rows(query, cycled_rows(split.n_rows(query), batch_size)), device)
+            results[f"query.{direction}.b{batch_size}"] = time_callable(
+                query_path(model, inputs, query, galleries[gallery]), warmup=warmup, min_count=min_count,
+                min_time_s=min_time_s, cuda=cuda)
+    return results
+
+
+def latency_table(timings: dict[str, dict]) -> dict[str, dict[int, float]]:
+    """{"encode.text": {1: p50 s, 8: …}, "query.t2i": {…}} from a record's timings."""
+    table: dict[str, dict[int, float]] = {}
+    for name, measurement in timings.items():
+        kind, _, rest = name.partition(".")
+        if kind not in ("encode", "query"):
+            continue
+        what, _, batch = rest.rpartition(".b")
+        table.setdefault(f"{kind}.{what}", {})[int(batch)] = measurement["p50"]
+    return table

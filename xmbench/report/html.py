@@ -4,9 +4,10 @@ from __future__ import annotations
 import base64
 import html
 
-from xmbench.report import plots
+from xmbench.report import plots, profile
 from xmbench.report.frame import records_frame
 from xmbench.report.markdown import cost_table_frame, quality_table_frame
+from xmbench.report.profile import has_profile
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -37,6 +38,8 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
         parts.append("<h3>Pareto: quality against latency and memory</h3>")
         parts.append(_img(plots.pareto(group, "query_latency_ms", "query latency p50 (ms)"), "pareto latency"))
         parts.append(_img(plots.pareto(group, "peak_rss_mb", "peak RSS while training (MiB)"), "pareto memory"))
+        for record in (r for r in suite_records if r.ok and has_profile(r)):
+            parts.append(_profile_html(record))
         failed = group[group.status != "ok"]
         if len(failed):
             items = "".join(f"<li><code>{html.escape(r.variant)}</code> seed {r.seed}: "
@@ -45,4 +48,27 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
     if comparison_markdown:
         parts.append(f"<h2>Against the baseline</h2><pre>{html.escape(comparison_markdown)}</pre>")
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _profile_html(record) -> str:
+    """The profile tables of one record, with its plots."""
+    parts = [f"<h3>Profile: {html.escape(record.variant)} (seed {record.seed})</h3>"]
+    phases, components, ops = profile.trace_frames(record)
+    memory_phases, breakdown = profile.memory_frames(record)
+    matrix, pairs = profile.alignment_frames(record)
+    tables = [("Latency (p50)", profile.latency_frame(record)), ("Shape scaling", profile.scaling_frame(record)),
+              ("FLOPs and MFU", profile.flops_frame(record)), ("Step phases", phases),
+              ("Time by component", components), ("Top operators", ops), ("Peak memory per phase", memory_phases),
+              ("Memory breakdown (MiB)", breakdown), ("Gradient norms", profile.grad_norm_frame(record)),
+              ("R@1 by modality (%)", matrix), ("Modality pairs, worst first", pairs)]
+    for title, frame in tables:
+        if len(frame):
+            parts.append(f"<h4>{html.escape(title)}</h4>" + frame.to_html(index=False, border=0))
+    if profile.latency_frame(record).shape[0]:
+        parts.append(_img(plots.latency_by_batch(record), "latency by batch size"))
+    if len(breakdown):
+        parts.append(_img(plots.memory_breakdown(record), "memory breakdown"))
+    if record.profile.get("grad_norms"):
+        parts.append(_img(plots.grad_norms(record), "gradient norms"))
     return "\n".join(parts)

@@ -6,6 +6,7 @@ import pandas as pd
 from xmbench.bench.record import Record
 from xmbench.config import DIRECTIONS
 from xmbench.report.frame import COSTS, QUALITY, records_frame
+from xmbench.report.profile import has_profile, render_record_profile
 
 
 def _mean_std(values: pd.Series, scale: float, digits: int) -> str:
@@ -72,6 +73,8 @@ def render_markdown(records: list[Record]) -> str:
             parts.append("Failed runs:\n")
             parts.extend(f"- `{r.variant}` seed {r.seed}: {str(r.error).splitlines()[0]}" for r in failed.itertuples())
             parts.append("")
+        profiled = [r for r in records if r.suite == suite and r.ok and has_profile(r)]
+        parts.extend(render_record_profile(r) for r in profiled)
     return "\n".join(parts) + "\n"
 
 

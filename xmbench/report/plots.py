@@ -94,3 +94,50 @@ def direction_bars(frame: pd.DataFrame) -> bytes:
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
+
+
+def latency_by_batch(record) -> bytes:
+    """p50 latency per item against batch size, one line per encoder and query path (log-log)."""
+    from xmbench.profile.latency import latency_table
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, by_batch in sorted(latency_table(record.timings).items()):
+        batches = sorted(by_batch)
+        ax.plot(batches, [1e3 * by_batch[b] / b for b in batches], "-o", label=name)
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="p50 ms per item",
+           title=f"{record.variant}: latency per modality and batch size")
+    ax.grid(alpha=0.3, which="both")
+    if ax.lines:
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def memory_breakdown(record) -> bytes:
+    """Stacked bars per component: frozen and trainable weights, gradients, optimizer state, activations."""
+    breakdown = record.profile.get("memory", {}).get("breakdown_bytes", {})
+    components = list(breakdown)
+    parts = ["frozen_weights", "trainable_weights", "gradients", "optimizer_state", "activations"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bottom = np.zeros(len(components))
+    for part in parts:
+        values = np.array([breakdown[c].get(part, 0) / 2**20 for c in components])
+        ax.bar(components, values, bottom=bottom, label=part)
+        bottom += values
+    ax.set(ylabel="MiB", title=f"{record.variant}: memory by component")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def grad_norms(record) -> bytes:
+    """Gradient norm of each component at each step (before clipping)."""
+    rows = record.profile.get("grad_norms", {}).get("per_step", [])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    components = [k for k in (rows[0] if rows else {}) if k != "step"]
+    for component in components:
+        ax.plot([r["step"] for r in rows], [max(r[component], 1e-12) for r in rows], label=component)
+    ax.set(yscale="log", xlabel="step", ylabel="gradient L2 norm", title=f"{record.variant}: gradient norms")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    return _png(fig)

@@ -18,6 +18,8 @@ from tqdm import tqdm
 from xmbench.config import TrainConfig
 from xmbench.data.preprocess import EncodedSplit
 from xmbench.errors import NonFiniteLossError
+from xmbench.models.model import model_device, to_device
+from xmbench.profile.phases import Phases
 from xmbench.registry import LOSSES, SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"
@@ -81,18 +83,25 @@ def logit_scale(model) -> torch.Tensor:
     return scale if scale is not None else torch.tensor(1.0 / 0.07)
 
 
-def make_batch(split: EncodedSplit, items: torch.Tensor, modalities, generator: torch.Generator) -> dict:
-    """Inputs of each modality for these items; text takes one random caption per item."""
+def make_batch(split: EncodedSplit, items: torch.Tensor, modalities, generator: torch.Generator,
+               device: torch.device | str = "cpu") -> dict:
+    """Inputs of each modality for these items, on `device`; text takes one random caption per item."""
     rows = {m: split.sample_captions(items, generator) if m == "text" else items for m in modalities}
-    return {m: split.rows(m, rows[m]) for m in modalities}
+    return {m: to_device(split.rows(m, rows[m]), device) for m in modalities}
 
 
 def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pairs: list[tuple[str, str]],
           validate: Callable[[object], tuple[float, dict[str, float]]] | None = None,
           checkpoint_dir: Path | None = None, progress: bool = True,
-          on_step: Callable[[StepLog], None] | None = None) -> TrainResult:
-    """Train `model` in place; resumes from `checkpoint_dir` when it holds a checkpoint."""
+          on_step: Callable[[StepLog], None] | None = None, probes=()) -> TrainResult:
+    """Train `model` in place; resumes from `checkpoint_dir` when it holds a checkpoint.
+
+    `probes` (xmbench.profile.phases.StepProbe) are told each phase of each step and see the
+    gradients before clipping; none are attached unless the profile section asks for them.
+    """
+    phases = Phases(probes)
     modalities = sorted({m for pair in pairs for m in pair})
+    device = model_device(model)
     loss_fn, schedule = LOSSES.get(cfg.loss), SCHEDULES.get(cfg.schedule)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -105,42 +114,45 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
     began = time.perf_counter() - result.wall_s
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, leave=False,
                desc="train", unit="step")
-    for step in bar:
-        t0 = time.perf_counter()
-        # data: item rows of this step and their inputs (already preprocessed tensors)
-        items = sampler.next()
-        batch = make_batch(train_split, items, modalities, caption_generator)
-        lr = cfg.lr * schedule(step, cfg.steps, cfg.warmup_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        # forward: each modality once, then the loss over every pair
-        embeddings = {m: model.encode(m, batch[m]) for m in modalities}
-        loss, parts = loss_fn(embeddings, logit_scale(model), pairs)
-        loss_value = loss.item()  # sync point on GPU: the one host read of the step
-        if loss_value != loss_value or abs(loss_value) == float("inf"):
-            raise NonFiniteLossError(f"loss became {loss_value} at step {step} "
-                                     f"(pairs: {', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())})")
-        # backward and update
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        if hasattr(model, "clamp_temperature"):
-            model.clamp_temperature()
-        seconds = time.perf_counter() - t0
-        log = StepLog(step, loss_value, lr, float(1.0 / logit_scale(model).item()), seconds, len(items) / seconds,
-                      {k: v.item() for k, v in parts.items()})
-        result.steps.append(log)
-        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
-        if on_step:
-            on_step(log)
-        done = step + 1
-        if validate and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
-            result.curve.append(_curve_point(done, result, validate(model), cfg.eval_every))
-        if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-            result.wall_s = time.perf_counter() - began
-            _save_checkpoint(checkpoint_dir / CHECKPOINT, done, result, model, optimizer, sampler, caption_generator)
+    with phases.attached(model, optimizer):
+        for step in bar:
+            t0 = time.perf_counter()
+            with phases("data"):  # item rows of this step and their inputs (already preprocessed tensors)
+                items = sampler.next()
+                batch = make_batch(train_split, items, modalities, caption_generator, device)
+                lr = cfg.lr * schedule(step, cfg.steps, cfg.warmup_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            with phases("forward"):  # each modality once, then the loss over every pair
+                embeddings = {m: model.encode(m, batch[m]) for m in modalities}
+                loss, parts = loss_fn(embeddings, logit_scale(model), pairs)
+                loss_value = loss.item()  # sync point on GPU: the one host read of the step
+            if loss_value != loss_value or abs(loss_value) == float("inf"):
+                raise NonFiniteLossError(f"loss became {loss_value} at step {step} "
+                                         f"(pairs: {', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())})")
+            with phases("backward"):
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            phases.after_backward(model, step)
+            with phases("optimizer"):
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                optimizer.step()
+                if hasattr(model, "clamp_temperature"):
+                    model.clamp_temperature()
+            seconds = time.perf_counter() - t0
+            log = StepLog(step, loss_value, lr, float(1.0 / logit_scale(model).item()), seconds, len(items) / seconds,
+                          {k: v.item() for k, v in parts.items()})
+            result.steps.append(log)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+            if on_step:
+                on_step(log)
+            done = step + 1
+            if validate and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+                result.curve.append(_curve_point(done, result, validate(model), cfg.eval_every))
+            if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+                result.wall_s = time.perf_counter() - began
+                _save_checkpoint(checkpoint_dir / CHECKPOINT, done, result, model, optimizer, sampler, caption_generator)
     bar.close()
     result.wall_s = time.perf_counter() - began
     return result

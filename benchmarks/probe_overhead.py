@@ -1,0 +1,95 @@
+"""Engine overhead against a minimal hand-written loop, with and without per-step probes.
+
+All three arms run in this one process on the same reference model (foundation weights, LoRA
+r=8 on every tower), the same batches (same sampler and seed) and the same optimizer
+(AdamW, clipping), interleaved in rounds so the machine's drift hits each arm alike:
+  minimal — the loop a user would write: batch, encode, InfoNCE, backward, clip, step;
+  engine  — xmbench.train.engine.train with no probes;
+  probes  — the engine with the per-step probes (gradient norms and the memory tracer).
+Prints each arm's median seconds per step and the ratios to the minimal loop.
+
+Run: python benchmarks/probe_overhead.py [--rounds 5] [--steps 8] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+
+from xmbench.config import RunConfig
+from xmbench.data.sources import load_split
+from xmbench.models.model import build_reference
+from xmbench.profile.dynamics import GradNormProbe
+from xmbench.profile.memory_trace import MemoryProbe
+from xmbench.registry import LOSSES, load_builtins
+from xmbench.train.engine import EpochSampler, logit_scale, make_batch, train
+from xmbench.train.foundation import foundation_state
+
+
+def minimal_loop(model, split, cfg, seed: int, pairs) -> None:
+    """A plain PyTorch loop, nothing but the work: the baseline the engine is judged against."""
+    modalities = sorted({m for p in pairs for m in p})
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler, captions = EpochSampler(len(split), cfg.batch_size, seed), torch.Generator().manual_seed(seed + 1)
+    loss_fn = LOSSES.get(cfg.loss)
+    model.train()
+    for _ in range(cfg.steps):
+        batch = make_batch(split, sampler.next(), modalities, captions)
+        loss, _ = loss_fn({m: model.encode(m, batch[m]) for m in modalities}, logit_scale(model), pairs)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8, help="steps per arm per round")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    load_builtins()
+    config = RunConfig()
+    split = load_split(config.data, "train")
+    state, _ = foundation_state(config, progress=True)
+    torch.manual_seed(0)
+    model = build_reference(config, split.modalities, state)
+    pairs = [tuple(p.split("-")) for p in config.train.pairs]
+    cfg = replace(config.train, steps=args.steps, eval_every=0, warmup_steps=0)
+
+    arms = {
+        "minimal": lambda seed: minimal_loop(model, split, cfg, seed, pairs),
+        "engine": lambda seed: train(model, split, cfg, seed=seed, pairs=pairs, progress=False),
+        "probes": lambda seed: train(model, split, cfg, seed=seed, pairs=pairs, progress=False,
+                                     probes=[GradNormProbe(), MemoryProbe()]),
+    }
+    arms["minimal"](seed=99)  # warm up allocator and kernels once
+    per_step = {name: [] for name in arms}
+    for round_index in range(args.rounds):
+        order = list(arms) if round_index % 2 == 0 else list(reversed(arms))  # no arm always runs first
+        for name in order:
+            started = time.perf_counter()
+            arms[name](round_index)
+            per_step[name].append((time.perf_counter() - started) / args.steps)
+        print(f"round {round_index + 1}: " + ", ".join(f"{n} {per_step[n][-1]:.3f} s/step" for n in arms), flush=True)
+    median = {name: statistics.median(values) for name, values in per_step.items()}
+    results = {"steps_per_round": args.steps, "rounds": args.rounds, "threads": torch.get_num_threads(),
+               "seconds_per_step": per_step, "median_s_per_step": median,
+               "engine_over_minimal": median["engine"] / median["minimal"],
+               "probes_over_engine": median["probes"] / median["engine"],
+               "probes_over_minimal": median["probes"] / median["minimal"]}
+    print(f"minimal {median['minimal']:.4f} s/step, engine {median['engine']:.4f}, with probes {median['probes']:.4f}")
+    print(f"engine / minimal = {results['engine_over_minimal']:.3f} (target ≤ 1.03); "
+          f"probes / engine = {results['probes_over_engine']:.3f} (target ≤ 1.05)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
