@@ -80,3 +80,17 @@ def test_user_model_through_an_import_path(tiny_base):
     assert isinstance(load_user_model(config), EchoModel)
     with pytest.raises(ConfigError, match="cannot import"):
         load_user_model(resolve(tiny_base, {"model.factory": "tests.models.test_model:missing"}))
+
+
+def test_device_resolution():
+    import pytest
+    import torch
+
+    from xmbench.errors import ConfigError
+    from xmbench.models.model import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="train.device: 'cuda' was asked for but torch.cuda.is_available"):
+            resolve_device("cuda")
