@@ -35,7 +35,7 @@ def test_variants_cross_the_matrix_and_seeds(tmp_path):
 
 
 def test_shipped_suites_validate():
-    for name in ("smoke", "quickstart", "profile"):
+    for name in ("smoke", "quickstart", "profile", "lora_rank"):
         assert load_suite(f"suites/{name}.toml").variants
 
 

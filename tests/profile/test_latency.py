@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from xmbench.profile.latency import cycled_rows, latency_table, probe_latency, time_callable
+from xmbench.profile.latency import cycled_rows, probe_latency, time_callable
 from xmbench.profile.scaling import fit_line, probe_shape_scaling
+from xmbench.report.profile import latency_table
 
 
 def test_time_callable_reaches_count_and_time():

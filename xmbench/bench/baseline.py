@@ -13,8 +13,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
-
 from xmbench.bench import env
 from xmbench.bench.record import SCHEMA_VERSION, Record, write_json_atomic
 from xmbench.errors import XmbenchError
@@ -28,7 +26,9 @@ def machine_class(override: str | None = None) -> str:
     chosen = override or os.environ.get("XMBENCH_MACHINE_CLASS")
     if chosen:
         return chosen
-    if torch.cuda.is_available():
+    if env.cuda_available():
+        import torch
+
         hardware = f"cuda-{torch.cuda.get_device_name(0)}"
     else:
         hardware = f"cpu-{env.cpu_model()}-{os.cpu_count()}c"

@@ -6,8 +6,6 @@ import os
 import platform
 import subprocess
 
-import torch
-
 PACKAGES = ("xmbench", "torch", "torchvision", "torchaudio", "transformers", "peft", "numpy", "safetensors")
 
 
@@ -43,7 +41,19 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def cuda_available() -> bool:
+    """torch.cuda.is_available(), without importing torch where no NVIDIA device node exists
+    (reports and gates then start in a fraction of a second)."""
+    if not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def capture() -> dict[str, object]:
+    import torch
+
     gpu = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)

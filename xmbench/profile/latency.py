@@ -93,15 +93,3 @@ def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, mi
                 query_path(model, inputs, query, galleries[gallery]), warmup=warmup, min_count=min_count,
                 min_time_s=min_time_s, cuda=cuda)
     return results
-
-
-def latency_table(timings: dict[str, dict]) -> dict[str, dict[int, float]]:
-    """{"encode.text": {1: p50 s, 8: …}, "query.t2i": {…}} from a record's timings."""
-    table: dict[str, dict[int, float]] = {}
-    for name, measurement in timings.items():
-        kind, _, rest = name.partition(".")
-        if kind not in ("encode", "query"):
-            continue
-        what, _, batch = rest.rpartition(".b")
-        table.setdefault(f"{kind}.{what}", {})[int(batch)] = measurement["p50"]
-    return table

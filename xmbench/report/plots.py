@@ -98,7 +98,7 @@ def direction_bars(frame: pd.DataFrame) -> bytes:
 
 def latency_by_batch(record) -> bytes:
     """p50 latency per item against batch size, one line per encoder and query path (log-log)."""
-    from xmbench.profile.latency import latency_table
+    from xmbench.report.profile import latency_table
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, by_batch in sorted(latency_table(record.timings).items()):

@@ -7,9 +7,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from xmbench.profile.latency import latency_table
+MIB = 2**20  # reports import no torch: rendering stored records stays fast
 
-MIB = 2**20
+
+def latency_table(timings: dict[str, dict]) -> dict[str, dict[int, float]]:
+    """{"encode.text": {1: p50 s, 8: …}, "query.t2i": {…}} from a record's timings."""
+    table: dict[str, dict[int, float]] = {}
+    for name, measurement in timings.items():
+        kind, _, rest = name.partition(".")
+        if kind not in ("encode", "query"):
+            continue
+        what, _, batch = rest.rpartition(".b")
+        table.setdefault(f"{kind}.{what}", {})[int(batch)] = measurement["p50"]
+    return table
 
 
 def latency_frame(record) -> pd.DataFrame:
