@@ -67,6 +67,9 @@ class MemoryProbe(StepProbe):
         self._thread.start()
 
     def detach(self) -> None:
+        if self._saved is not None:  # training stopped inside a forward (a NaN loss, an error)
+            self._saved.__exit__(None, None, None)
+            self._saved = None
         self._stop.set()
         if self._thread:
             self._thread.join()
