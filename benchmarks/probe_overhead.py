@@ -59,7 +59,7 @@ def main() -> None:
     state, _ = foundation_state(config, progress=True)
     torch.manual_seed(0)
     model = build_reference(config, split.modalities, state)
-    pairs = [tuple(p.split("-")) for p in config.train.pairs]
+    pairs = config.train.modality_pairs()
     cfg = replace(config.train, steps=args.steps, eval_every=0, warmup_steps=0)
 
     arms = {

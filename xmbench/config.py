@@ -97,6 +97,10 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     device: str = "cpu"  # cpu | cuda | auto (CUDA when present)
 
+    def modality_pairs(self, modalities=MODALITIES) -> list[tuple[str, str]]:
+        """The configured pairs as (a, b) tuples, keeping those whose modalities are all present."""
+        return [tuple(p.split("-")) for p in self.pairs if set(p.split("-")) <= set(modalities)]
+
 
 @dataclass
 class FoundationConfig:

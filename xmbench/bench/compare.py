@@ -20,8 +20,10 @@ from xmbench.bench.stats import mann_whitney_u, mean_interval, paired_bootstrap,
 from xmbench.config import DIRECTIONS
 
 QUALITY_METRICS = ("R@1", "R@5", "R@10", "mAP")
-TIMINGS = ("query_latency_s", "step_time_s")  # always present; latency probes add encode.* and query.*
-EXACT_COSTS = ("trainable_params", "total_params", "adapter_bytes")  # plus FLOPs (flops.*) and bytes (*_bytes)
+TIMINGS = ("query_latency_s", "step_time_s")  # always present
+TIMING_PREFIXES = ("encode.", "query.")  # the latency probes' timings
+EXACT_COSTS = ("trainable_params", "total_params", "adapter_bytes")  # always present
+EXACT_COST_PREFIXES = ("flops.", "mem.")  # the profile's FLOPs and memory-breakdown bytes
 ALPHA = 0.01  # significance of a timing test over the raw samples of single processes
 ALPHA_PROCESSES = 0.05  # significance of a test over per-process medians (few, independent)
 MIN_PROCESSES = 3  # records a side before timings are compared process by process
@@ -189,12 +191,12 @@ def timing_names(records: list[Record]) -> list[str]:
 
 
 def is_timing(name: str) -> bool:
-    return name in TIMINGS or name.startswith(("encode.", "query."))
+    return name in TIMINGS or name.startswith(TIMING_PREFIXES)
 
 
 def exact_cost_names(records: list[Record]) -> list[str]:
     """Deterministic costs: parameters, adapter bytes, FLOPs and the memory breakdown's bytes."""
-    extra = sorted({n for r in records for n in r.costs if n.startswith("flops.") or n.startswith("mem.")} - set(EXACT_COSTS))
+    extra = sorted({n for r in records for n in r.costs if n.startswith(EXACT_COST_PREFIXES)} - set(EXACT_COSTS))
     return list(EXACT_COSTS) + extra
 
 

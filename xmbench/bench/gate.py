@@ -14,7 +14,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from xmbench.bench.compare import EXACT_COSTS, INCOMPARABLE, NEW_FAILURE, QUALITY_METRICS, TIMINGS, WORSE, Delta
+from xmbench.bench.compare import (
+    EXACT_COST_PREFIXES,
+    EXACT_COSTS,
+    INCOMPARABLE,
+    NEW_FAILURE,
+    QUALITY_METRICS,
+    TIMING_PREFIXES,
+    TIMINGS,
+    WORSE,
+    Delta,
+)
 from xmbench.config import DIRECTIONS
 from xmbench.errors import ConfigError, did_you_mean
 
@@ -87,7 +97,7 @@ PROBE_METRIC = re.compile(r"^(encode\.(text|image|audio)\.b\d+|query\.[tia]2[tia
 
 def _parse_rule(key: str, value) -> GateRule:
     where = f"gates.{key}"
-    if "." in key and not key.startswith(("encode.", "query.", "flops.", "mem.")):
+    if "." in key and not key.startswith(TIMING_PREFIXES + EXACT_COST_PREFIXES):
         direction, _, metric = key.partition(".")
         if direction != "*" and direction not in DIRECTIONS:
             raise ConfigError(f"{where}: unknown direction '{direction}'{did_you_mean(direction, DIRECTIONS)}; "

@@ -11,6 +11,7 @@ import statistics
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from xmbench.bench.record import DEFAULT_RECORDS, Record, read_record, slug, wri
 from xmbench.config import RunConfig
 from xmbench.data.sources import load_split
 from xmbench.errors import XmbenchError
-from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_embeddings, supported_directions
+from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_embeddings, evaluate_model
 from xmbench.models.model import (
     build_reference,
     load_user_model,
@@ -149,7 +150,7 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
         seed_everything(seed)
         model = load_user_model(config)
     model.to(resolve_device(config.train.device))
-    pairs = [tuple(p.split("-")) for p in config.train.pairs if set(p.split("-")) <= set(modalities)]
+    pairs = config.train.modality_pairs(modalities)
     # train (with the per-step probes the profile section asks for)
     probes = step_probes(config)
     memory = PeakMemory()
@@ -157,18 +158,15 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
         result = train(model, train_split, config.train, seed=seed, pairs=pairs,
                        validate=_validator(config, val_split, pairs), progress=progress, probes=list(probes.values()))
     faults.inject(model)  # no-op unless XMBENCH_FAULT is set (validating the gates)
-    # evaluate
-    eval_memory = PeakMemory(interval_s=0.005)
+    # evaluate (its peak memory is a phase of the memory tracer, sampled only when that is on)
+    eval_memory = PeakMemory(interval_s=0.005) if config.profile.memory else None
     started = time.perf_counter()
-    with eval_memory.track():
-        directions = supported_directions(config.eval.directions, set(test_split.modalities) & set(model.modalities))
-        embeddings = {m: encode_split(model, test_split, m, config.eval.batch_size)
-                      for m in {x for d in directions for x in direction_modalities(d)}}
-        metrics, per_query = evaluate_embeddings(embeddings, test_split, directions, tuple(config.eval.ks),
-                                                 config.eval.chunk_size)
+    with eval_memory.track() if eval_memory else nullcontext():
+        metrics, per_query, embeddings = evaluate_model(model, test_split, config.eval.directions, tuple(config.eval.ks),
+                                                        config.eval.chunk_size, config.eval.batch_size)
     eval_s = time.perf_counter() - started
-    timings = {"query_latency_s": time_callable(query_function(model, test_split, config), warmup=3, min_count=20,
-                                                min_time_s=0.5).to_dict()} if metrics.keys() - {"rsum"} else {}
+    timings = {"query_latency_s": time_callable(query_function(model, test_split, config, embeddings), warmup=3,
+                                                min_count=20, min_time_s=0.5).to_dict()} if metrics.keys() - {"rsum"} else {}
     if on_model:
         on_model(model, test_split)
     adapter_bytes = save_artifacts(model, artifacts)
@@ -192,17 +190,13 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
         train(model, train_split, steps, seed=seed, pairs=pairs, progress=False, probes=extra_probes)
 
     profiled = run_profile(model, config, train_split=train_split, test_split=test_split, train_result=result,
-                           probes=probes, embeddings=embeddings, metrics=metrics,
+                           probes=probes, pairs=pairs, embeddings=embeddings, metrics=metrics,
+                           evaluation_memory=eval_memory.result() if eval_memory else None,
                            run_name=f"{artifacts.parent.name}/{artifacts.name}", train_again=train_again)
     timings.update(profiled["timings"])
     costs.update(profiled["costs"])
-    profile = profiled["profile"]
-    if "memory" in profile:
-        evaluation = eval_memory.result()
-        profile["memory"]["per_phase"]["evaluation"] = {"peak_mb": evaluation["cuda_peak_mb"] or evaluation["peak_rss_mb"],
-                                                        "growth_mb": evaluation["rss_growth_mb"]}
     return {
-        "metrics": metrics, "costs": costs, "timings": timings, "foundation": foundation, "profile": profile,
+        "metrics": metrics, "costs": costs, "timings": timings, "foundation": foundation, "profile": profiled["profile"],
         "curve": [vars(p) for p in result.curve], "steps": [vars(s) for s in result.steps],
         "per_query": {d: {"first_rank": r.first_rank.tolist(), "ap": [round(x, 6) for x in r.average_precision.tolist()]}
                       for d, r in per_query.items()},
@@ -228,12 +222,18 @@ def _validator(config: RunConfig, val_split, pairs):
     return validate
 
 
-def query_function(model, split, config: RunConfig):
-    """The online path of the first direction: one query encoded, scored against the gallery, top-10."""
+def query_function(model, split, config: RunConfig, embeddings: dict | None = None):
+    """The online path of the first direction: one query encoded, scored against the gallery, top-10.
+
+    `embeddings` (modality → the split's embeddings, from the evaluation) spares encoding the gallery again.
+    """
     direction = next(d for d in config.eval.directions if set(direction_modalities(d)) <= set(split.modalities))
     query, gallery = direction_modalities(direction)
     device = model_device(model)
-    gallery_emb = encode_split(model, split, gallery, config.eval.batch_size).to(device)
+    gallery_emb = (embeddings or {}).get(gallery)
+    if gallery_emb is None:
+        gallery_emb = encode_split(model, split, gallery, config.eval.batch_size)
+    gallery_emb = gallery_emb.to(device)
     return query_path(model, to_device(split.rows(query, torch.tensor([0])), device), query, gallery_emb)
 
 

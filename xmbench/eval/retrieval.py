@@ -213,11 +213,15 @@ def encode_split(model, split, modality: str, batch_size: int = 64) -> torch.Ten
 
 
 def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 1024,
-                   batch_size: int = 64) -> tuple[dict, dict[str, QueryRanks]]:
-    """Encode the split with the model, then evaluate every direction both sides support."""
+                   batch_size: int = 64) -> tuple[dict, dict[str, QueryRanks], dict[str, torch.Tensor]]:
+    """Encode the split with the model, then evaluate every direction both sides support.
+
+    Returns (metrics, per-query ranks, the embeddings of each modality) — the embeddings serve
+    the alignment analysis and the latency probes' galleries without encoding twice.
+    """
     directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
     embeddings = {m: encode_split(model, split, m, batch_size) for m in {x for d in directions for x in direction_modalities(d)}}
-    return evaluate_embeddings(embeddings, split, directions, ks, chunk_size)
+    return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size), embeddings)
 
 
 def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, ks=(1, 5, 10),

@@ -61,12 +61,14 @@ def cycled_rows(n_available: int, batch_size: int) -> torch.Tensor:
 
 
 def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, min_time_s: float = 0.3,
-                  warmup: int = 2) -> dict[str, Measurement]:
+                  warmup: int = 2, galleries: dict[str, torch.Tensor] | None = None) -> dict[str, Measurement]:
     """Encoder latency of each modality, and the query path of each direction's query modality.
 
     Keys: `encode.<modality>.b<batch>` (one batch through tower and head) and
     `query.<direction>.b<batch>` (encode the batch of queries, score it against the
-    pre-encoded gallery, top-10); inputs are the split's first rows (text: shortest first).
+    pre-encoded gallery, top-10); inputs are the split's first rows, repeated when a batch is
+    larger than the split. `galleries` (modality → the split's embeddings) are used when given,
+    encoded here otherwise.
     """
     from xmbench.eval.retrieval import direction_modalities, encode_split
     from xmbench.models.model import model_device, to_device
@@ -75,7 +77,7 @@ def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, mi
     cuda = device.type == "cuda"
     modalities = [m for m in split.modalities if m in getattr(model, "modalities", split.modalities)]
     results: dict[str, Measurement] = {}
-    galleries = {}
+    galleries = {m: e.to(device) for m, e in (galleries or {}).items()}
     for batch_size in batch_sizes:
         for modality in modalities:
             inputs = to_device(split.rows(modality, cycled_rows(split.n_rows(modality), batch_size)), device)

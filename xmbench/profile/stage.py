@@ -18,7 +18,7 @@ import torch
 from xmbench.config import RunConfig
 from xmbench.profile import dynamics, flops, latency, scaling, trace
 from xmbench.profile.memory_trace import MemoryProbe
-from xmbench.profile.telemetry import GpuTelemetry
+from xmbench.profile.telemetry import GpuTelemetry, nvml_unavailable_reason
 
 
 def step_probes(config: RunConfig) -> dict[str, object]:
@@ -36,11 +36,11 @@ def step_probes(config: RunConfig) -> dict[str, object]:
 def skipped_for_hardware(config: RunConfig) -> dict[str, str]:
     """Switches that need a GPU on a machine without one: a clear message each, not a crash."""
     skipped = {}
-    if not torch.cuda.is_available():
-        if config.profile.memory_snapshot:
-            skipped["memory_snapshot"] = "needs CUDA (torch.cuda.memory._record_memory_history); this machine has none"
-        if config.profile.telemetry:
-            skipped["telemetry"] = "needs an NVIDIA GPU and NVML; this machine has none"
+    if config.profile.memory_snapshot and not torch.cuda.is_available():
+        skipped["memory_snapshot"] = "needs CUDA (torch.cuda.memory._record_memory_history); this machine has none"
+    reason = nvml_unavailable_reason() if config.profile.telemetry else None
+    if reason:  # the same check the telemetry probe makes, so the two never disagree
+        skipped["telemetry"] = f"needs an NVIDIA GPU and NVML: {reason}"
     for name, reason in skipped.items():
         print(f"xmbench: profile.{name} skipped: {reason}", file=sys.stderr)
     return skipped
@@ -51,9 +51,13 @@ def sample_batches(split, modalities, batch_size: int = 8) -> dict[str, dict[str
     return {m: split.rows(m, rows[m]) for m in modalities}
 
 
-def run_profile(model, config: RunConfig, *, train_split, test_split, train_result, probes: dict,
-                embeddings: dict, metrics: dict, run_name: str, train_again) -> dict:
-    """Everything the profile section asks for; returns {"timings", "costs", "profile"}."""
+def run_profile(model, config: RunConfig, *, train_split, test_split, train_result, probes: dict, pairs,
+                embeddings: dict, metrics: dict, evaluation_memory: dict | None, run_name: str, train_again) -> dict:
+    """Everything the profile section asks for; returns {"timings", "costs", "profile"}.
+
+    `embeddings` are the evaluation's (reused, not recomputed); `evaluation_memory` is the
+    PeakMemory result measured around the evaluation, the tracer's "evaluation" phase.
+    """
     from xmbench.models.model import model_device, to_device
 
     cfg = config.profile
@@ -69,6 +73,10 @@ def run_profile(model, config: RunConfig, *, train_split, test_split, train_resu
                                                                       [vars(p) for p in train_result.curve])]
     if "memory" in probes:
         profile["memory"] = probes["memory"].result()
+        if evaluation_memory:
+            profile["memory"]["per_phase"]["evaluation"] = {
+                "peak_mb": evaluation_memory["cuda_peak_mb"] or evaluation_memory["peak_rss_mb"],
+                "growth_mb": evaluation_memory["rss_growth_mb"]}
         snapshot = probes["memory"].dump_snapshot(Path(cfg.trace_dir) / f"{run_name}.memory.pickle")
         if snapshot:
             profile["memory"]["snapshot"] = snapshot
@@ -86,11 +94,11 @@ def run_profile(model, config: RunConfig, *, train_split, test_split, train_resu
     if cfg.flops:
         per_sample = flops.tower_flops_per_sample(model, batches)
         out["costs"].update({f"flops.{m}_per_sample": int(v) for m, v in per_sample.items()})
-        profile["flops"] = _training_utilisation(model, config, train_split, train_result, device)
+        profile["flops"] = _training_utilisation(model, config, train_split, train_result, pairs, device)
         profile["flops"]["per_sample_forward"] = per_sample
     if cfg.latency:
         probed = latency.probe_latency(model, test_split, config.eval.directions, cfg.batch_sizes,
-                                       cfg.min_repeats, cfg.min_time_s)
+                                       cfg.min_repeats, cfg.min_time_s, galleries=embeddings)
         out["timings"].update({name: m.to_dict() for name, m in probed.items()})
     if cfg.shape_scaling:
         profile["shape_scaling"] = scaling.probe_shape_scaling(model, config)
@@ -104,12 +112,11 @@ def run_profile(model, config: RunConfig, *, train_split, test_split, train_resu
     return out
 
 
-def _training_utilisation(model, config: RunConfig, train_split, train_result, device) -> dict:
+def _training_utilisation(model, config: RunConfig, train_split, train_result, pairs, device) -> dict:
     """FLOPs of one representative training step (forward + backward), over the measured step time."""
     from xmbench.registry import LOSSES
     from xmbench.train.engine import logit_scale, make_batch
 
-    pairs = [tuple(p.split("-")) for p in config.train.pairs if set(p.split("-")) <= set(train_split.modalities)]
     modalities = sorted({m for p in pairs for m in p})
     batch = make_batch(train_split, torch.arange(min(config.train.batch_size, len(train_split))), modalities,
                        torch.Generator().manual_seed(0), device)

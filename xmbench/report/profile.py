@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from xmbench.bench.compare import TIMING_PREFIXES
+
 MIB = 2**20  # reports import no torch: rendering stored records stays fast
 
 
@@ -14,11 +16,9 @@ def latency_table(timings: dict[str, dict]) -> dict[str, dict[int, float]]:
     """{"encode.text": {1: p50 s, 8: …}, "query.t2i": {…}} from a record's timings."""
     table: dict[str, dict[int, float]] = {}
     for name, measurement in timings.items():
-        kind, _, rest = name.partition(".")
-        if kind not in ("encode", "query"):
-            continue
-        what, _, batch = rest.rpartition(".b")
-        table.setdefault(f"{kind}.{what}", {})[int(batch)] = measurement["p50"]
+        if name.startswith(TIMING_PREFIXES):
+            path, _, batch = name.rpartition(".b")
+            table.setdefault(path, {})[int(batch)] = measurement["p50"]
     return table
 
 
@@ -150,7 +150,7 @@ def render_record_profile(record) -> str:
 
 def has_profile(record) -> bool:
     return bool(record.profile) and any(k not in ("skipped", "diagnosis", "flops", "alignment") for k in record.profile) \
-        or any(name.startswith(("encode.", "query.")) for name in record.timings)
+        or any(name.startswith(TIMING_PREFIXES) for name in record.timings)
 
 
 def render_profile(records) -> str:

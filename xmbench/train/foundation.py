@@ -64,7 +64,7 @@ def foundation_state(config: RunConfig, progress: bool = True) -> tuple[dict[str
     model.towers["text"] = PrecomputedTower("text", features)
     recipe = TrainConfig(steps=fc.steps, batch_size=fc.batch_size, lr=fc.lr, warmup_steps=fc.warmup_steps,
                          eval_every=0, loss=config.train.loss)
-    pairs = [tuple(p.split("-")) for p in config.train.pairs]
+    pairs = config.train.modality_pairs()
     result = train(model, data.as_row_indices("text"), recipe, seed=0, pairs=pairs, progress=progress,
                    on_step=_EtaPrinter(fc.steps))
     model.towers["text"] = text_tower
