@@ -19,15 +19,17 @@ import time
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 
 from xmbench.config import RunConfig
 from xmbench.data.sources import load_split
-from xmbench.models.model import build_reference
+from xmbench.models.reference import build_reference
 from xmbench.profile.dynamics import GradNormProbe
 from xmbench.profile.memory_trace import MemoryProbe
-from xmbench.registry import LOSSES, load_builtins
-from xmbench.train.engine import EpochSampler, logit_scale, make_batch, train
+from xmbench.registry import load_builtins
+from xmbench.train.engine import train
 from xmbench.train.foundation import foundation_state
+from xmbench.train.samplers.epoch import EpochSampler
 
 
 def minimal_loop(model, split, cfg, seed: int, pairs) -> None:
@@ -36,15 +38,22 @@ def minimal_loop(model, split, cfg, seed: int, pairs) -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler, captions = EpochSampler(len(split), cfg.batch_size, seed), torch.Generator().manual_seed(seed + 1)
-    loss_fn = LOSSES.get(cfg.loss)
     model.train()
     for _ in range(cfg.steps):
-        batch = make_batch(split, sampler.next(), modalities, captions)
-        loss, _ = loss_fn({m: model.encode(m, batch[m]) for m in modalities}, logit_scale(model), pairs)
+        items = sampler.next()
+        rows = {m: split.sample_captions(items, captions) if m == "text" else items for m in modalities}
+        embeddings = {m: model.encode(m, split.rows(m, rows[m])) for m in modalities}
+        scale, losses = model.logit_scale, []
+        for a, b in pairs:  # symmetric InfoNCE, written out
+            logits = scale * embeddings[a] @ embeddings[b].T
+            target = torch.arange(len(logits))
+            losses.append((F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2)
+        loss = torch.stack(losses).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
+        model.after_optimizer_step()
 
 
 def main() -> None:
@@ -66,7 +75,7 @@ def main() -> None:
         "minimal": lambda seed: minimal_loop(model, split, cfg, seed, pairs),
         "engine": lambda seed: train(model, split, cfg, seed=seed, pairs=pairs, progress=False),
         "probes": lambda seed: train(model, split, cfg, seed=seed, pairs=pairs, progress=False,
-                                     probes=[GradNormProbe(), MemoryProbe()]),
+                                     callbacks=[GradNormProbe(), MemoryProbe()]),
     }
     for name in arms:  # warm up every arm once: allocator, kernels, first optimizer state
         arms[name](99)

@@ -21,7 +21,7 @@ def probe_once() -> dict[str, float]:
 
     from xmbench.config import RunConfig
     from xmbench.data.sources import load_split
-    from xmbench.models.model import build_reference
+    from xmbench.models.reference import build_reference
     from xmbench.profile.latency import probe_latency
     from xmbench.registry import load_builtins
     from xmbench.train.foundation import foundation_state

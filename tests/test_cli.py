@@ -44,8 +44,17 @@ def test_validate_list_and_unknown_variant(tmp_path):
     ok = xmbench("validate", ROOT / "suites/smoke.toml", ROOT / "suites/quickstart.toml", check=True)
     assert "suite 'quickstart', 4 variants" in ok.stdout
     listing = xmbench("list", check=True)
-    for name in ("lora", "infonce", "synthetic", "manifest", "minilm", "vit", "ast", "cosine"):
+    for name in ("lora", "infonce", "synthetic", "manifest", "minilm", "vit", "ast", "cosine", "epoch", "fp32",
+                 "merge", "ensemble"):
         assert f"  {name} " in listing.stdout
+    assert "      rank: int = 8  — r, the rank of the update." in listing.stdout  # options, defaults, docs
+    for kind in ("dataset", "tower", "adapter", "head", "loss", "regularizer", "schedule", "sampler", "precision",
+                 "callback", "transform", "derived"):
+        one = xmbench("list", kind, check=True)
+        assert one.stdout.startswith(f"{kind} (") and one.stdout.count(" (") >= 1
+    assert xmbench("list", "heads", check=True).stdout.startswith("head (model.head):")
+    unknown = xmbench("list", "haed")
+    assert unknown.returncode == 2 and "unknown kind 'haed' (did you mean 'head'?)" in unknown.stderr
     wrong = xmbench("run", ROOT / "suites/smoke.toml", "--variant", "lora_r9", "--records", tmp_path / "r")
     assert wrong.returncode == 2 and "did you mean 'lora_r8'" in wrong.stderr
 

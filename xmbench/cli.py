@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from xmbench.errors import ConfigError, XmbenchError
+from xmbench.errors import ConfigError, XmbenchError, did_you_mean
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=cmd_validate)
 
     listing = sub.add_parser("list", help="list registered techniques")
-    listing.add_argument("kind", nargs="?", help="only this registry (e.g. loss, adapter)")
+    listing.add_argument("kind", nargs="?", help="only this kind (e.g. loss, adapter, head)")
     listing.set_defaults(handler=cmd_list)
 
     report = sub.add_parser("report", help="render stored records")
@@ -111,7 +111,7 @@ def _baseline_options(parser: argparse.ArgumentParser) -> None:
 def _suite_records(suite, records_dir):
     from xmbench.bench.record import DEFAULT_RECORDS, read_records
 
-    names = {v.name for v in suite.variants}
+    names = {v.name for v in suite.variants + suite.derived}
     records = [r for r in read_records(records_dir or DEFAULT_RECORDS, suite.name) if r.variant in names]
     if not records:
         raise XmbenchError(f"no records of suite '{suite.name}' under {records_dir or DEFAULT_RECORDS}; "
@@ -172,6 +172,10 @@ def cmd_profile(args) -> int:
 
     suite = load_suite(args.suite)
     chosen = [suite.variant(name) for name in args.variant] if args.variant else suite.variants
+    derived = [v.name for v in chosen if v not in suite.variants]
+    if derived:
+        raise ConfigError(f"--variant {derived[0]}: a derived run is profiled by `xmbench run` (its profile section "
+                          f"is its first input's); `xmbench profile` re-runs trained variants")
     variants = []
     for variant in chosen:
         config = trace_config(variant.config)
@@ -232,21 +236,26 @@ def cmd_validate(args) -> int:
 
     for path in args.suites:
         suite = load_suite(path)
-        print(f"{path}: ok — suite '{suite.name}', {len(suite.variants)} variants × {len(suite.seeds)} seeds")
+        derived = f" + {len(suite.derived)} derived" if suite.derived else ""
+        print(f"{path}: ok — suite '{suite.name}', {len(suite.variants)} variants{derived} × {len(suite.seeds)} seeds")
     return 0
 
 
 def cmd_list(args) -> int:
-    from xmbench.registry import ALL_REGISTRIES, load_builtins
+    from xmbench.registry import ALL_REGISTRIES
 
-    load_builtins()
-    chosen = [r for r in ALL_REGISTRIES if not args.kind or args.kind in (r.kind, r.kind + "s")]
-    if not chosen:
-        raise ConfigError(f"unknown kind '{args.kind}'; known: {', '.join(r.kind for r in ALL_REGISTRIES)}")
-    for registry in chosen:
+    kinds = {r.kind: r for r in ALL_REGISTRIES} | {r.kind + "s": r for r in ALL_REGISTRIES}
+    if args.kind and args.kind not in kinds:
+        raise ConfigError(f"unknown kind '{args.kind}'{did_you_mean(args.kind, kinds)}; "
+                          f"known: {', '.join(r.kind for r in ALL_REGISTRIES)}")
+    for registry in [kinds[args.kind]] if args.kind else ALL_REGISTRIES:
         print(f"{registry.kind} ({registry.config_key}):")
+        if not registry.entries():
+            print("  (none registered yet)")
         for entry in registry.entries():
             print(f"  {entry.name:<12} {entry.summary}")
+            for name, type_name, default, doc in entry.option_rows():
+                print(f"      {name}: {type_name} = {default!r}" + (f"  — {doc}" if doc else ""))
     return 0
 
 

@@ -51,7 +51,7 @@ class SuiteFile(pytest.File):
         from xmbench.suite import load_suite
 
         suite = load_suite(self.path)  # a ConfigError here is reported as a collection error
-        for variant in suite.variants:
+        for variant in suite.variants + suite.derived:  # derived runs after the variants they combine
             yield pytest.Function.from_parent(self, name=variant.name, callobj=_variant_test(suite, variant))
 
 
@@ -66,7 +66,8 @@ def _variant_test(suite, variant):
 def _run_variant_test(suite, variant, benchmark, config) -> None:
     from xmbench.bench.env import capture
     from xmbench.bench.record import DEFAULT_RECORDS, write_record
-    from xmbench.bench.runner import DEFAULT_ARTIFACTS, query_function, run_variant
+    from xmbench.bench.runner import DEFAULT_ARTIFACTS, run_variant
+    from xmbench.bench.stages import query_function
     from xmbench.registry import load_builtins
 
     load_builtins()

@@ -1,26 +1,33 @@
 """Suites: a TOML file of a base config, named variants and matrix axes, expanded to Variants.
 
     [suite]            name, description, seeds
-    [base]             config tables (data, model, train, foundation, eval, profile)
+    [base]             config tables (data, model, train, foundation, eval, profile, transforms)
     [profile]          the profiling switches of every variant (same as [base.profile])
     [variants.NAME]    dotted-key overrides of the base ("model.*.adapter.rank" = 4)
     [matrix]           cartesian axes, "train.lr" = [1e-3, 3e-3], crossed with every variant
+    [derived.NAME]     a derived run over other variants' trained models:
+                       name = "ensemble", inputs = ["lora_r4", "lora_r8"], and the technique's options
+    [gates]            regression rules (xmbench.bench.gate)
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xmbench.bench.gate import parse_gates
-from xmbench.config import RunConfig, flatten, resolve
+from xmbench.config import RunConfig, resolve
 from xmbench.errors import ConfigError, did_you_mean
+from xmbench.registry import Choice
+from xmbench.schema import flatten, load_choice, to_tree
 
 SUITE_KEYS = ("name", "description", "seeds", "timeout_s")
 DEFAULT_TIMEOUT_S = 3600.0
-TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "gates")
+TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "derived", "gates")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,34 @@ class Variant:
     def variant_id(self) -> str:
         return self.config.config_id()
 
+    def record_config(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+
+@dataclass(frozen=True)
+class DerivedVariant:
+    """A run built from other variants' trained models (same seed): an ensemble, a soup, a fusion.
+
+    Its data, evaluation and profile settings are its first input's; its id hashes the technique
+    and the inputs' ids, so it becomes incomparable whenever an input's config changes.
+    """
+
+    name: str
+    technique: Choice
+    inputs: tuple[str, ...]
+    input_ids: tuple[str, ...]
+    config: RunConfig  # the first input's: what the derived model is evaluated and profiled with
+    overrides: dict[str, Any]
+
+    @property
+    def variant_id(self) -> str:
+        identity = {"derived": to_tree(self.technique, "derived"), "inputs": list(self.input_ids)}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+    def record_config(self) -> dict[str, Any]:
+        return {"derived": to_tree(self.technique, "derived"), "inputs": dict(zip(self.inputs, self.input_ids)),
+                "evaluated_as": self.config.to_dict()}
+
 
 @dataclass
 class Suite:
@@ -45,16 +80,18 @@ class Suite:
     variants: list[Variant]
     gates: list = field(default_factory=list)  # GateRule, the defaults when the suite declares none
     timeout_s: float = DEFAULT_TIMEOUT_S  # per variant × seed
+    derived: list[DerivedVariant] = field(default_factory=list)
 
-    def runs(self) -> list[tuple[Variant, int]]:
-        """Every (variant, seed) pair, in the order they run."""
-        return [(v, s) for v in self.variants for s in self.seeds]
+    def runs(self) -> list[tuple[Variant | DerivedVariant, int]]:
+        """Every (variant, seed) pair, in the order they run: trained variants, then derived runs."""
+        return [(v, s) for v in self.variants + self.derived for s in self.seeds]
 
-    def variant(self, name: str) -> Variant:
-        names = [v.name for v in self.variants]
+    def variant(self, name: str) -> Variant | DerivedVariant:
+        everything = self.variants + self.derived
+        names = [v.name for v in everything]
         if name not in names:
             raise ConfigError(f"suite '{self.name}' has no variant '{name}'{did_you_mean(name, names)}")
-        return self.variants[names.index(name)]
+        return everything[names.index(name)]
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -100,7 +137,32 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
         variants=variants,
         gates=parse_gates(raw.get("gates", {})),
         timeout_s=float(timeout_s),
+        derived=parse_derived(raw.get("derived", {}), variants),
     )
+
+
+def parse_derived(tables: dict[str, Any], variants: list[Variant]) -> list[DerivedVariant]:
+    """`[derived.NAME]` tables: `name` of the technique, `inputs` (variants of this suite), its options."""
+    by_name = {v.name: v for v in variants}
+    derived = []
+    for name, table in tables.items():
+        where = f"derived.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table with name and inputs, got {table!r}")
+        if name in by_name:
+            raise ConfigError(f"{where}: a variant of that name exists already")
+        options = dict(table)
+        inputs = options.pop("inputs", None)
+        if not (isinstance(inputs, list) and inputs and all(isinstance(i, str) for i in inputs)):
+            raise ConfigError(f"{where}.inputs: expected a non-empty list of variant names, got {inputs!r}")
+        for i in inputs:
+            if i not in by_name:
+                raise ConfigError(f"{where}.inputs: no variant '{i}'{did_you_mean(i, by_name)}; "
+                                  f"known: {', '.join(by_name)}")
+        technique = load_choice("derived", options, where)
+        derived.append(DerivedVariant(name, technique, tuple(inputs), tuple(by_name[i].variant_id for i in inputs),
+                                      by_name[inputs[0]].config, table))
+    return derived
 
 
 def expand(base: dict[str, Any], variants: dict[str, Any], matrix: dict[str, Any]) -> list[Variant]:
@@ -122,7 +184,7 @@ def expand(base: dict[str, Any], variants: dict[str, Any], matrix: dict[str, Any
             overrides = {**flatten(table), **dict(zip(axes, point))}
             label = name + "".join(f"[{a}={v}]" for a, v in zip(axes, point))
             try:
-                config = resolve(base, overrides)
+                config = resolve(base, table, dict(zip(axes, point)))
             except ConfigError as exc:
                 raise ConfigError(f"variant '{label}': {exc}") from None
             expanded.append(Variant(label, config, overrides))

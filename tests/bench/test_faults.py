@@ -5,7 +5,7 @@ from xmbench.bench import faults
 from xmbench.data.sources import load_split
 from xmbench.errors import ConfigError
 from xmbench.eval.retrieval import encode_split
-from xmbench.models.model import build_reference
+from xmbench.models.reference import build_reference
 
 
 def test_no_fault_by_default(monkeypatch):

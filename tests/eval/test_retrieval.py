@@ -114,3 +114,14 @@ def test_from_scores_equals_from_embeddings():
         evaluate_scores(np.zeros((40, 60)), qi[:39], gi)
     with pytest.raises(ValueError, match="scores contain NaN"):
         evaluate_scores(np.full((40, 60), np.nan), qi, gi)
+
+
+@pytest.mark.parametrize("as_ids", [list, np.array, torch.tensor, lambda ids: [f"item-{i}" for i in ids]],
+                         ids=["list", "numpy", "torch", "strings"])
+def test_ids_of_any_kind_match_by_value(as_ids):
+    torch.manual_seed(0)
+    queries, gallery = torch.randn(6, 4), torch.randn(6, 4)
+    reference = evaluate_retrieval(queries, gallery, list(range(6)), list(range(6)))
+    assert evaluate_retrieval(queries, gallery, as_ids(list(range(6))), as_ids(list(range(6)))) == reference
+    scores = queries @ gallery.T
+    assert evaluate_scores(scores, as_ids(list(range(6))), as_ids(list(range(6)))) == reference

@@ -3,13 +3,15 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file
 
-from xmbench.bench.runner import save_artifacts
 from xmbench.config import resolve
 from xmbench.data.sources import load_split
 from xmbench.errors import ConfigError
 from xmbench.eval.retrieval import encode_split
-from xmbench.models.model import CrossModalModel, build_reference, load_user_model, trainable_parameters
-from xmbench.models.peft import resolve_targets
+from xmbench.models.adapters._targets import resolve_targets
+from xmbench.models.artifacts import save_artifacts
+from xmbench.models.capabilities import count_parameters
+from xmbench.models.model import CrossModalModel, load_user_model
+from xmbench.models.reference import build_reference
 
 MODALITIES = ("text", "image", "audio")
 
@@ -25,8 +27,8 @@ def test_lora_trains_only_adapters_heads_and_temperature(tiny_config):
 
 
 def test_rank_changes_trainable_parameters_exactly(tiny_base):
-    r8 = trainable_parameters(build_reference(resolve(tiny_base), MODALITIES))
-    r4 = trainable_parameters(build_reference(resolve(tiny_base, {"model.*.adapter.rank": 4}), MODALITIES))
+    r8 = count_parameters(build_reference(resolve(tiny_base), MODALITIES), trainable=True)
+    r4 = count_parameters(build_reference(resolve(tiny_base, {"model.*.adapter.rank": 4}), MODALITIES), trainable=True)
     # each of 3 towers × 2 layers × 2 targets loses 4 rank × (32 in + 32 out) parameters
     assert r8 - r4 == 3 * 2 * 2 * 4 * (32 + 32)
 
@@ -46,7 +48,7 @@ def test_saved_adapters_reload_with_peft_and_reproduce_embeddings(tiny_config, t
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.5)
-    save_artifacts(model, tmp_path)
+    save_artifacts(model, tmp_path, tiny_config, MODALITIES, seed=0)
     split = load_split(tiny_config.data, "test")
     expected = {m: encode_split(model, split, m) for m in MODALITIES}
 

@@ -9,7 +9,7 @@ def tiny_setup(tiny_config):
     import torch
 
     from xmbench.data.sources import load_split
-    from xmbench.models.model import build_reference
+    from xmbench.models.reference import build_reference
     from xmbench.registry import load_builtins
 
     load_builtins()

@@ -6,6 +6,7 @@ import torch
 from xmbench.profile import dynamics
 from xmbench.profile.dynamics import GradNormProbe, diagnose, summarize_grad_norms
 from xmbench.train.engine import train
+from xmbench.train.hooks import Callback
 
 
 def falling(n=100, start=4.0, end=1.0):
@@ -89,14 +90,15 @@ def test_grad_norm_probe_matches_the_gradients_it_saw(tiny_setup):
     config, model, train_split, _, pairs = tiny_setup
     probe = GradNormProbe()
 
-    class Check(dynamics.StepProbe):  # runs after the grad probe, on the same unclipped gradients
-        def after_backward(self, model, step):
+    class Check(Callback):  # runs after the grad probe, on the same unclipped gradients
+        def after_backward(self, state):
+            model = state.model
             text = [p.grad for n, p in model.named_parameters() if n.startswith("towers.text.") and p.grad is not None]
             expected = math.sqrt(sum(float(g.pow(2).sum()) for g in text))
             assert probe.rows[-1]["tower/text"] == pytest.approx(expected, rel=1e-5)
             assert probe.rows[-1]["temperature"] == pytest.approx(float(model.log_logit_scale.grad.abs()), rel=1e-5)
 
-    train(model, train_split, config.train, seed=0, pairs=pairs, progress=False, probes=[probe, Check()])
+    train(model, train_split, config.train, seed=0, pairs=pairs, progress=False, callbacks=[probe, Check()])
     assert len(probe.rows) == config.train.steps
     assert set(probe.rows[0]) == {"step", "tower/text", "tower/image", "tower/audio", "head/text", "head/image",
                                   "head/audio", "temperature"}

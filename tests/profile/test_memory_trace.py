@@ -2,6 +2,7 @@ import torch
 
 from xmbench.profile.memory_trace import MemoryProbe
 from xmbench.train.engine import train
+from xmbench.train.hooks import TrainState
 
 
 def nbytes(parameters):
@@ -11,7 +12,7 @@ def nbytes(parameters):
 def test_breakdown_matches_the_model_and_optimizer(tiny_setup):
     config, model, train_split, _, pairs = tiny_setup
     probe = MemoryProbe()
-    train(model, train_split, config.train, seed=0, pairs=pairs, progress=False, probes=[probe])
+    train(model, train_split, config.train, seed=0, pairs=pairs, progress=False, callbacks=[probe])
     result = probe.result()
     breakdown = result["breakdown_bytes"]
     for modality in ("text", "image", "audio"):
@@ -32,13 +33,15 @@ def test_breakdown_matches_the_model_and_optimizer(tiny_setup):
 def test_activations_count_saved_tensors_not_weights(tiny_setup):
     config, model, train_split, test_split, pairs = tiny_setup
     probe = MemoryProbe()
-    probe.attach(model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    state = TrainState(model, optimizer, step_fn=None, sampler=None, total_steps=1)
+    probe.on_train_start(state)
     try:
         probe.phase_started("forward")
         x = torch.randn(4, 16, requires_grad=True)
         y = (x * 2).sin()  # saves the product (4·16·4 bytes) for sin's backward; mul by a constant saves nothing
         probe.phase_ended("forward")
     finally:
-        probe.detach()
+        probe.on_train_end(state)
     assert probe.breakdown["loss"]["activations"] == 4 * 16 * 4
     assert y.requires_grad

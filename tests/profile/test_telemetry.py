@@ -8,7 +8,7 @@ from xmbench.profile.telemetry import GpuTelemetry, nvml_unavailable_reason
 def test_telemetry_is_cleanly_absent_without_a_gpu():
     assert "no CUDA device" in nvml_unavailable_reason()
     probe = GpuTelemetry()
-    probe.attach(None, None)
+    probe.on_train_start(None)
     probe.phase_ended("optimizer")
-    probe.detach()
+    probe.on_train_end(None)
     assert probe.result() == {"available": False, "reason": nvml_unavailable_reason()}

@@ -13,7 +13,7 @@ def traced(tiny_setup, tmp_path):
     config, model, train_split, test_split, pairs = tiny_setup
     cfg = replace(config.train, steps=4, eval_every=0)
     summary = trace.trace_training(lambda probes: train(model, train_split, cfg, seed=0, pairs=pairs, progress=False,
-                                                        probes=probes), 3, tmp_path / "train.json")
+                                                        callbacks=probes), 3, tmp_path / "train.json")
     return summary, tmp_path / "train.json"
 
 

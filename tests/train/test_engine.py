@@ -5,10 +5,11 @@ import torch
 
 from xmbench.data.sources import load_split
 from xmbench.errors import NonFiniteLossError
-from xmbench.models.model import build_reference
+from xmbench.models import capabilities
+from xmbench.models.reference import build_reference
 from xmbench.registry import LOSSES
-from xmbench.train import engine
-from xmbench.train.engine import EpochSampler, train
+from xmbench.train.engine import train
+from xmbench.train.step import LossOutput
 
 PAIRS = [("text", "image"), ("text", "audio"), ("image", "audio")]
 
@@ -52,21 +53,15 @@ def test_resume_from_checkpoint_equals_an_uninterrupted_run(tiny_config, tmp_pat
 
 
 def test_nan_loss_stops_with_a_clear_error(tiny_config, monkeypatch):
-    def nan_loss(embeddings, scale, pairs):
-        value = sum(e.sum() for e in embeddings.values()) * float("nan")
-        return value, {"text-image": value}
+    def nan_loss(inputs, options):
+        value = sum(e.sum() for e in inputs.embeddings.values()) * float("nan")
+        return LossOutput({"text-image": value})
 
     monkeypatch.setitem(LOSSES._entries, "infonce", dataclasses.replace(LOSSES.entry("infonce"), builder=nan_loss))
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 0 \(pairs: text-image=nan\)"):
         run(tiny_config)
 
 
-def test_epoch_sampler_never_repeats_an_item_within_a_batch():
-    sampler = EpochSampler(10, 4, seed=0)
-    for _ in range(20):
-        rows = sampler.next()
-        assert len(rows) == 4 and len(set(rows.tolist())) == 4
-
-
 def test_logit_scale_default_for_models_without_one():
-    assert engine.logit_scale(object()).item() == pytest.approx(1 / 0.07)
+    scales = capabilities.logit_scales(object(), [("text", "image")])
+    assert scales["text-image"].item() == pytest.approx(1 / 0.07)

@@ -34,8 +34,7 @@ def run(suite: str, variant, seed: int, records_dir: Path, artifacts_dir: Path, 
 
     path = Path(records_dir) / suite / f"{slug(variant.name)}__seed{seed}.json"
     before = path.stat().st_mtime_ns if path.exists() else None
-    job = {"suite": suite, "variant": variant.name, "config": variant.config.to_dict(),
-           "overrides": variant.overrides, "seed": seed, "records": str(Path(records_dir).resolve()),
+    job = {"suite": suite, "variant": variant, "seed": seed, "records": str(Path(records_dir).resolve()),
            "artifacts": str(Path(artifacts_dir).resolve()), "progress": False, "cwd": os.getcwd(), "runner_pid": os.getpid(),
            "environ": {k: v for k, v in os.environ.items() if k.startswith(("XMBENCH_", "HF_", "OMP_", "MKL_"))}}
     child = _fork_server().Process(target=run_job, args=(job,), name=f"xmbench {variant.name} seed {seed}")
@@ -65,6 +64,6 @@ def _why(code: int | None) -> str:
 
 def _failed(suite: str, variant, seed: int, records_dir: Path, error: str) -> Record:
     record = Record(suite=suite, variant=variant.name, variant_id=variant.variant_id, seed=seed, status="failed",
-                    config=variant.config.to_dict(), overrides=variant.overrides, error=error)
+                    config=variant.record_config(), overrides=variant.overrides, error=error)
     write_record(record, records_dir)
     return record

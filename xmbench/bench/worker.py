@@ -1,6 +1,6 @@
 """The body of one isolated run: executed in a child process forked from a preloaded server.
 
-The runner hands over the job (resolved config, seed, output folders, the XMBENCH_* settings
+The runner hands over the job (the variant with its resolved config, seed, output folders, the XMBENCH_* settings
 and working folder of the moment) and waits; this process runs the variant and writes its
 record atomically. A crash, an out-of-memory kill or a timeout leaves no record from here,
 and the runner records the failure instead.
@@ -44,10 +44,7 @@ def run_job(job: dict) -> None:
     from xmbench.bench.env import capture
     from xmbench.bench.record import write_record
     from xmbench.bench.runner import run_variant
-    from xmbench.config import RunConfig, from_dict
-    from xmbench.suite import Variant
 
-    variant = Variant(job["variant"], from_dict(RunConfig, job["config"]), job["overrides"])
-    record = run_variant(job["suite"], variant, job["seed"], Path(job["artifacts"]), progress=job["progress"])
+    record = run_variant(job["suite"], job["variant"], job["seed"], Path(job["artifacts"]), progress=job["progress"])
     record.env = capture()
     write_record(record, Path(job["records"]))

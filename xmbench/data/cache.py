@@ -3,17 +3,20 @@
 Preprocessed splits of the built-in dataset are a pure function of their DataConfig, so they
 are cached as tensors: each variant runs in its own process and would otherwise regenerate
 and re-tokenise the same data. On-disk (manifest) datasets are not cached: their files can
-change under the same config.
+change under the same config. Cached files are read with `weights_only=True`: a cache folder
+may be shared, and unpickling arbitrary objects from it would run arbitrary code.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+from xmbench.schema import changes
 
 DATA_VERSION = 1  # bump when generation or preprocessing changes, so stale splits are not reused
 
@@ -23,22 +26,26 @@ def cache_root(override: str = "") -> Path:
 
 
 def split_path(cfg, split: str) -> Path:
-    key = json.dumps({"version": DATA_VERSION, "data": asdict(cfg), "split": split}, sort_keys=True)
+    """Keyed by what the config sets differently from the defaults: a new data option keeps the cache."""
+    key = json.dumps({"version": DATA_VERSION, "data": changes(cfg, type(cfg)()), "split": split}, sort_keys=True)
     return cache_root() / "data" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
 
 
-def load_cached(path: Path):
-    """The cached split, or None when absent or unreadable (it is then rebuilt)."""
+def load_split(path: Path):
+    """The cached EncodedSplit, or None when absent or unreadable (it is then rebuilt)."""
+    from xmbench.data.preprocess import EncodedSplit
+
     if not path.exists():
         return None
     try:
-        return torch.load(path, weights_only=False)
-    except Exception:  # noqa: BLE001 — a torn or foreign file is a cache miss, not an error
+        return EncodedSplit(**torch.load(path, weights_only=True))
+    except Exception:  # noqa: BLE001 — a torn, foreign or older file is a cache miss, not an error
         return None
 
 
-def store(path: Path, value) -> None:
+def store_split(path: Path, split) -> None:
+    """Written as plain tensors, lists and dicts (what weights_only loading accepts), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(value, tmp)
+    torch.save({f.name: getattr(split, f.name) for f in dataclasses.fields(split)}, tmp)
     os.replace(tmp, path)

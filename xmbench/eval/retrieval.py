@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from xmbench.config import MODALITY_LETTER
-from xmbench.models.model import model_device, to_device
+from xmbench.models import capabilities
+from xmbench.models.model import to_device
 
 COUNTING_MAX_POSITIVES = 32  # above this, sorting a row beats one counting pass per positive
 RANKING_BLOCK_SCORES = 256 * 1024  # rows ranked at once hold ~1 MiB of scores: the passes stay in cache
@@ -36,17 +37,36 @@ class QueryRanks:
     n_gallery: int
 
 
-def rank_queries(query_emb, gallery_emb, query_ids, gallery_ids, chunk_size: int = 1024) -> QueryRanks:
-    """Rank every positive of every query against the gallery; see the module docstring."""
+def rank_queries(query_emb, gallery_emb, query_ids, gallery_ids, chunk_size: int = 1024, score=None) -> QueryRanks:
+    """Rank every positive of every query against the gallery; see the module docstring.
+
+    `score(queries, gallery) -> (n_queries, n_gallery)` replaces the dot product for models that
+    score pairs themselves; their encoded rows may then have any shape.
+    """
     queries = torch.as_tensor(query_emb).float()
     gallery = torch.as_tensor(gallery_emb).float()
-    if queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]:
+    if score is None and (queries.ndim != 2 or gallery.ndim != 2 or queries.shape[1] != gallery.shape[1]):
         raise ValueError(f"embeddings must be (n, d) with equal d, got {tuple(queries.shape)} and {tuple(gallery.shape)}")
+    query_ids, gallery_ids = as_ids(query_ids), as_ids(gallery_ids)
     _check_rows(len(queries), len(gallery), query_ids, gallery_ids)
     if not (torch.isfinite(queries).all() and torch.isfinite(gallery).all()):
         raise ValueError("embeddings contain NaN or infinite values")
-    chunks = ((start, queries[start:start + chunk_size] @ gallery.T) for start in range(0, len(queries), chunk_size))
+    if score is None:
+        chunks = ((start, queries[start:start + chunk_size] @ gallery.T) for start in range(0, len(queries), chunk_size))
+    else:
+        chunks = ((start, _finite(score(queries[start:start + chunk_size], gallery).float(), start))
+                  for start in range(0, len(queries), chunk_size))
     return _rank_score_chunks(chunks, query_ids, gallery_ids, len(gallery))
+
+
+def as_ids(ids) -> list:
+    """Ids as a list of plain values: lists, tuples, numpy arrays and torch tensors alike.
+
+    (A tensor's elements hash by identity, so equal ids given as a tensor would never match.)
+    """
+    if isinstance(ids, (torch.Tensor, np.ndarray)):
+        return ids.tolist()
+    return list(ids)
 
 
 def rank_scores(scores, query_ids, gallery_ids, chunk_size: int = 1024) -> QueryRanks:
@@ -54,6 +74,7 @@ def rank_scores(scores, query_ids, gallery_ids, chunk_size: int = 1024) -> Query
     scores = torch.as_tensor(scores)
     if scores.ndim != 2:
         raise ValueError(f"scores must be (n_queries, n_gallery), got {tuple(scores.shape)}")
+    query_ids, gallery_ids = as_ids(query_ids), as_ids(gallery_ids)
     _check_rows(*scores.shape, query_ids, gallery_ids)
     chunks = ((start, _finite(scores[start:start + chunk_size].float(), start))
               for start in range(0, len(scores), chunk_size))
@@ -75,6 +96,7 @@ def _check_rows(n_queries: int, n_gallery: int, query_ids, gallery_ids) -> None:
                          f"{n_gallery} gallery rows with {len(gallery_ids)} ids")
 
 
+@torch.inference_mode()  # the chunks are computed here, as they are consumed: never tracked by autograd
 def _rank_score_chunks(chunks, query_ids, gallery_ids, n_gallery: int) -> QueryRanks:
     """Ranks, AP and AP@10 of each query from (first row, score block) chunks in row order."""
     positive_index, n_pos = _positive_index(query_ids, gallery_ids)
@@ -199,17 +221,15 @@ def evaluate_scores(scores, query_ids, gallery_ids, ks=(1, 5, 10), chunk_size: i
 @torch.inference_mode()
 def encode_split(model, split, modality: str, batch_size: int = 64) -> torch.Tensor:
     """Embeddings of every row of one modality of an EncodedSplit, in eval mode."""
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
+    was_training = capabilities.set_training(model, False)
     try:
-        order, device = split.length_order(modality), model_device(model)
+        order, device = split.length_order(modality), capabilities.device_of(model)
         encoded = torch.cat([model.encode(modality, to_device(split.rows(modality, order[i:i + batch_size]), device)).cpu()
                              for i in range(0, len(order), batch_size)]).float()
         return encoded[torch.argsort(order)]  # back to row order
     finally:
         if was_training:
-            model.train()
+            capabilities.set_training(model, True)
 
 
 def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 1024,
@@ -221,21 +241,25 @@ def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 10
     """
     directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
     embeddings = {m: encode_split(model, split, m, batch_size) for m in {x for d in directions for x in direction_modalities(d)}}
-    return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size), embeddings)
+    return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size, model), embeddings)
 
 
 def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, ks=(1, 5, 10),
-                        chunk_size: int = 1024) -> tuple[dict, dict[str, QueryRanks]]:
+                        chunk_size: int = 1024, model=None) -> tuple[dict, dict[str, QueryRanks]]:
     """Every direction (query→gallery, e.g. t2i) over precomputed embeddings of a split.
 
+    A `model` that scores pairs itself (capability `score`) ranks by its scores, others by dot products.
     Returns ({direction: metrics, "rsum": R@k summed over directions in percentage points},
     {direction: QueryRanks}).
     """
     metrics: dict = {}
     per_query = {}
+    scorer = model is not None and capabilities.can_score(model)
     for direction in supported_directions(directions, set(embeddings)):
         q, g = direction_modalities(direction)
-        per_query[direction] = rank_queries(embeddings[q], embeddings[g], split.row_ids(q), split.row_ids(g), chunk_size)
+        score = (lambda a, b, q=q, g=g: capabilities.similarity(model, q, a, g, b)) if scorer else None
+        per_query[direction] = rank_queries(embeddings[q], embeddings[g], split.row_ids(q), split.row_ids(g), chunk_size,
+                                            score)
         metrics[direction] = summarize(per_query[direction], ks)
     metrics["rsum"] = 100.0 * sum(m[f"R@{k}"] for m in metrics.values() for k in ks)
     return metrics, per_query

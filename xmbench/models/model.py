@@ -1,28 +1,48 @@
-"""The cross-modal model protocol and the reference model (three towers, heads, temperature)."""
+"""The cross-modal model protocol, and building the model a config names (reference or user).
+
+What xmbench needs of any model is `modalities` and `encode`. Everything else is an optional
+capability, asked for through xmbench.models.capabilities (which supplies the default when a
+model lacks it); code outside xmbench/models never reaches into a model's attributes.
+
+Optional capabilities, each a method or attribute the model may define:
+- `parameters()`/`named_parameters()`, `to(device)`, `train()`/`eval()` (any `nn.Module` has them):
+  without them the model is not trained and stays where it is.
+- `logit_scales(pairs) -> {"text-image": scalar tensor, ...}`, or a `logit_scale` tensor shared by
+  every pair: the temperature hook (a learnable one is a parameter the model owns). Default: CLIP's
+  fixed initial 1/0.07.
+- `score(query_modality, queries, gallery_modality, gallery) -> (n_queries, n_gallery)`: for models
+  whose similarity is not the dot product of `encode`'s outputs (fusion, re-rankers). Training,
+  evaluation and the query path then use it.
+- `after_optimizer_step()`: called after each optimizer step (e.g. to clamp the temperature).
+- `components() -> {name: nn.Module}` and `component_of(parameter_name) -> name`: how profiling,
+  memory breakdowns and parameter groups name the model's parts. Default: a parameter belongs to
+  the first part of its name.
+- `save_artifacts(directory) -> adapter bytes` and `load_artifacts(directory)`: default, the
+  trainable tensors in safetensors.
+- `resized(modality, size) -> model`: a model for inputs of another size (shape scaling).
+"""
 from __future__ import annotations
 
 import importlib
-import math
+import sys
 from typing import Protocol, runtime_checkable
 
 import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.profiler import record_function
 
 from xmbench.config import RunConfig
 from xmbench.errors import ConfigError
-from xmbench.registry import ADAPTERS, HEADS, TOWERS
+from xmbench.seeding import seed_everything
 
 
 @runtime_checkable
 class CrossModalModel(Protocol):
-    """What xmbench needs of any model: encode a modality's batch into L2-normalised embeddings.
+    """What xmbench needs of any model: encode a modality's batch into embeddings.
 
     `inputs` are the preprocessed tensors of `xmbench.data.preprocess`: text `input_ids` and
     `attention_mask` (MiniLM tokenizer), image `pixel_values` (B, 3, H, W), audio
-    `input_values` (B, frames, n_mels) log-mel. A user model plugs in with
-    `model.factory = "package.module:function"`, the function taking the RunConfig.
+    `input_values` (B, frames, n_mels) log-mel. `encode` returns (B, D) embeddings, L2-normalised
+    for cosine similarity. A user model plugs in with `model.factory = "package.module:function"`,
+    the function taking the RunConfig.
     """
 
     modalities: tuple[str, ...]
@@ -30,66 +50,26 @@ class CrossModalModel(Protocol):
     def encode(self, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
 
-class ReferenceModel(nn.Module):
-    """Towers with adapters, projection heads, and a learnable temperature clamped from below."""
+def build_model(config: RunConfig, modalities: tuple[str, ...], seed: int, progress: bool = True):
+    """The model the config names, initialised for `seed`; returns (model, foundation facts)."""
+    if config.model.factory != "reference":
+        seed_everything(seed)
+        return load_user_model(config), {}
+    from xmbench.models.reference import build_reference
+    from xmbench.train.foundation import foundation_state
 
-    def __init__(self, towers: dict[str, nn.Module], heads: dict[str, nn.Module],
-                 temperature: float, min_temperature: float):
-        super().__init__()
-        self.towers = nn.ModuleDict(towers)
-        self.heads = nn.ModuleDict(heads)
-        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
-        self.max_log_logit_scale = math.log(1.0 / min_temperature)
-        self.modalities = tuple(towers)
-
-    def encode(self, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        # profiler scopes: the trace and its per-tower split read these names
-        with record_function(f"tower/{modality}"):
-            features = self.towers[modality](inputs)
-        with record_function(f"projection/{modality}"):
-            return F.normalize(self.heads[modality](features).float(), dim=-1)
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        return self.log_logit_scale.exp()
-
-    def clamp_temperature(self) -> None:
-        with torch.no_grad():
-            self.log_logit_scale.clamp_(max=self.max_log_logit_scale)
-
-
-def build_reference(config: RunConfig, modalities: tuple[str, ...],
-                    foundation_state: dict[str, torch.Tensor] | None = None,
-                    adapters: dict[str, str] | None = None) -> ReferenceModel:
-    """Towers and heads, foundation weights loaded, then each tower's adapter applied.
-
-    `adapters` overrides the adapter method per modality (the foundation stage passes
-    full/frozen); otherwise each tower's configured adapter is used.
-    """
-    model_cfg = config.model
-    towers = {}
-    for m in modalities:
-        tower_cfg = getattr(model_cfg, m)
-        towers[m] = TOWERS.get(tower_cfg.arch)(tower_cfg.size, config.data, tower_cfg.dropout)
-    heads = {m: HEADS.get(model_cfg.head)(towers[m].hidden_size, model_cfg.embed_dim) for m in modalities}
-    model = ReferenceModel(towers, heads, model_cfg.temperature, model_cfg.min_temperature)
-    if foundation_state is not None:
-        # the foundation covers all three modalities; a dataset may have fewer
-        own = model.state_dict()
-        missing = [k for k in own if k not in foundation_state]
-        if missing:
-            raise ValueError(f"foundation checkpoint lacks {len(missing)} weights, e.g. {missing[0]}")
-        model.load_state_dict({k: v for k, v in foundation_state.items() if k in own})
-    for m in modalities:
-        tower_cfg = getattr(model_cfg, m)
-        method = (adapters or {}).get(m, tower_cfg.adapter.method)
-        model.towers[m].backbone = ADAPTERS.get(method)(model.towers[m].backbone, tower_cfg.adapter)
-    return model
+    state, foundation = None, {}
+    if config.foundation.enabled:
+        state, foundation = foundation_state(config, progress)
+    seed_everything(seed)  # adapter initialisation depends on the run seed only
+    return build_reference(config, modalities, state), foundation
 
 
 def load_user_model(config: RunConfig) -> CrossModalModel:
     """Import `package.module:function` and call it with the RunConfig."""
     module_name, _, attr = config.model.factory.partition(":")
+    if "" not in sys.path:  # a factory in the working folder imports like one in a package
+        sys.path.insert(0, "")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
@@ -101,25 +81,6 @@ def load_user_model(config: RunConfig) -> CrossModalModel:
     return model
 
 
-def trainable_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def total_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def model_device(model) -> torch.device:
-    """Where the model's parameters live (CPU for a model without any)."""
-    parameters = getattr(model, "parameters", None)
-    first = next(iter(parameters()), None) if parameters else None
-    return first.device if first is not None else torch.device("cpu")
-
-
-def to_device(inputs: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
-
-
 def resolve_device(name: str) -> torch.device:
     """'cpu', 'cuda' or 'auto' (CUDA when present); asking for CUDA without one is a clear error."""
     if name == "auto":
@@ -128,3 +89,7 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError("train.device: 'cuda' was asked for but torch.cuda.is_available() is False "
                           "on this machine; use 'cpu' or 'auto'")
     return torch.device(name)
+
+
+def to_device(inputs: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}

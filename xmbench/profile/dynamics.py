@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from xmbench.profile.phases import StepProbe, component_of
+from xmbench.models import capabilities
+from xmbench.train.hooks import Callback
 
 SPIKE_FACTOR = 2.0
 SPIKE_WINDOW = 10
@@ -34,22 +35,22 @@ IMPROVING_GAIN = 0.10
 OVERFIT_RATIO = 1.05
 
 
-class GradNormProbe(StepProbe):
+class GradNormProbe(Callback):
     """Per-step L2 norm of each component's gradients."""
 
     def __init__(self):
         self.groups: dict[str, list[torch.nn.Parameter]] = {}
         self.rows: list[dict[str, float]] = []
 
-    def attach(self, model, optimizer) -> None:
+    def on_train_start(self, state) -> None:
         self.groups = {}
-        for name, parameter in model.named_parameters():
+        for name, parameter in capabilities.named_parameters(state.model):
             if parameter.requires_grad:
-                self.groups.setdefault(component_of(name), []).append(parameter)
+                self.groups.setdefault(capabilities.component_of(state.model, name), []).append(parameter)
 
     @torch.no_grad()
-    def after_backward(self, model, step: int) -> None:
-        row = {"step": step}
+    def after_backward(self, state) -> None:
+        row = {"step": state.step}
         for component, parameters in self.groups.items():
             grads = [p.grad for p in parameters if p.grad is not None]
             row[component] = float(torch.linalg.vector_norm(torch.stack(

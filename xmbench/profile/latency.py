@@ -44,13 +44,18 @@ def _cuda_seconds(fn: Callable[[], object]) -> float:
 
 
 def query_path(model, query_inputs: dict[str, torch.Tensor], query_modality: str, gallery: torch.Tensor,
-               k: int = 10) -> Callable[[], torch.Tensor]:
+               k: int = 10, gallery_modality: str | None = None) -> Callable[[], torch.Tensor]:
     """The online retrieval path: encode the query, score it against a pre-encoded gallery, top-k."""
+
+    from xmbench.models.capabilities import similarity
+
+    gallery_modality = gallery_modality or query_modality
 
     @torch.inference_mode()
     def run() -> torch.Tensor:
         query = model.encode(query_modality, query_inputs)
-        return (query @ gallery.T).topk(min(k, len(gallery)), dim=1).indices
+        scores = similarity(model, query_modality, query, gallery_modality, gallery)
+        return scores.topk(min(k, len(gallery)), dim=1).indices
 
     return run
 
@@ -71,9 +76,10 @@ def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, mi
     encoded here otherwise.
     """
     from xmbench.eval.retrieval import direction_modalities, encode_split
-    from xmbench.models.model import model_device, to_device
+    from xmbench.models.capabilities import device_of
+    from xmbench.models.model import to_device
 
-    device = model_device(model)
+    device = device_of(model)
     cuda = device.type == "cuda"
     modalities = [m for m in split.modalities if m in getattr(model, "modalities", split.modalities)]
     results: dict[str, Measurement] = {}
@@ -91,7 +97,7 @@ def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, mi
             if gallery not in galleries:
                 galleries[gallery] = encode_split(model, split, gallery).to(device)
             inputs = to_device(split.rows(query, cycled_rows(split.n_rows(query), batch_size)), device)
-            results[f"query.{direction}.b{batch_size}"] = time_callable(
-                query_path(model, inputs, query, galleries[gallery]), warmup=warmup, min_count=min_count,
-                min_time_s=min_time_s, cuda=cuda)
+            path = query_path(model, inputs, query, galleries[gallery], gallery_modality=gallery)
+            results[f"query.{direction}.b{batch_size}"] = time_callable(path, warmup=warmup, min_count=min_count,
+                                                                        min_time_s=min_time_s, cuda=cuda)
     return results

@@ -18,14 +18,15 @@ import threading
 
 import torch
 
+from xmbench.models import capabilities
 from xmbench.profile.memory import rss_bytes
-from xmbench.profile.phases import StepProbe, component_of
+from xmbench.train.hooks import Callback
 
 MIB = 2**20
 
 
-class MemoryProbe(StepProbe):
-    """The module docstring's tracer, attached to the engine as a step probe.
+class MemoryProbe(Callback):
+    """The module docstring's tracer, attached to the engine as a callback.
 
     The RSS sampler wakes every 20 ms: on a 2-core machine each wake-up of an extra thread can
     stall torch's two busy worker threads, and 5 ms sampling measurably slowed the step.
@@ -50,23 +51,25 @@ class MemoryProbe(StepProbe):
         self._weight_storages: set[int] = set()
 
     # -- engine hooks --------------------------------------------------------------------
-    def attach(self, model, optimizer) -> None:
-        self.model, self.optimizer = model, optimizer
-        self.cuda = any(p.is_cuda for p in model.parameters())
+    def on_train_start(self, state) -> None:
+        model = self.model = state.model
+        self.optimizer = state.optimizer
+        self.cuda = any(p.is_cuda for p in capabilities.parameters(model))
         if self.cuda and self.snapshot:
             torch.cuda.memory._record_memory_history(max_entries=100_000)
-        self._weight_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
-        self._weight_storages |= {b.untyped_storage().data_ptr() for b in model.buffers()}
-        for name, parameter in model.named_parameters():
-            entry = self._entry(component_of(name))
+        self._weight_storages = {p.untyped_storage().data_ptr() for p in capabilities.parameters(model)}
+        buffers = getattr(model, "buffers", None)
+        self._weight_storages |= {b.untyped_storage().data_ptr() for b in (buffers() if callable(buffers) else ())}
+        for name, parameter in capabilities.named_parameters(model):
+            entry = self._entry(capabilities.component_of(model, name))
             entry["trainable_weights" if parameter.requires_grad else "frozen_weights"] += _nbytes(parameter)
-        for name, module in _components(model):
+        for name, module in capabilities.components(model).items():
             self._hooks.append(module.register_forward_pre_hook(lambda *_, n=name: self._set_owner(n)))
             self._hooks.append(module.register_forward_hook(lambda *_: self._set_owner("loss")))
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
-    def detach(self) -> None:
+    def on_train_end(self, state) -> None:
         if self._saved is not None:  # training stopped inside a forward (a NaN loss, an error)
             self._saved.__exit__(None, None, None)
             self._saved = None
@@ -106,12 +109,12 @@ class MemoryProbe(StepProbe):
             self._count_optimizer_state()
         self.phase = None
 
-    def after_backward(self, model, step: int) -> None:
+    def after_backward(self, state) -> None:
         for entry in self.breakdown.values():
             entry["gradients"] = 0
-        for name, parameter in model.named_parameters():
+        for name, parameter in capabilities.named_parameters(state.model):
             if parameter.grad is not None:
-                self._entry(component_of(name))["gradients"] += _nbytes(parameter.grad)
+                self._entry(capabilities.component_of(state.model, name))["gradients"] += _nbytes(parameter.grad)
 
     # -- measurement ---------------------------------------------------------------------
     def _sample(self) -> None:
@@ -131,7 +134,7 @@ class MemoryProbe(StepProbe):
         return tensor
 
     def _count_optimizer_state(self) -> None:
-        owners = {id(p): component_of(n) for n, p in self.model.named_parameters()}
+        owners = {id(p): capabilities.component_of(self.model, n) for n, p in capabilities.named_parameters(self.model)}
         for entry in self.breakdown.values():
             entry["optimizer_state"] = 0
         for parameter, state in self.optimizer.state.items():
@@ -153,15 +156,6 @@ class MemoryProbe(StepProbe):
         torch.cuda.memory._dump_snapshot(str(path))
         torch.cuda.memory._record_memory_history(enabled=None)
         return str(path)
-
-
-def _components(model):
-    """(component name, module) for each tower and head of the reference model."""
-    for group in ("towers", "heads"):
-        modules = getattr(model, group, None)
-        if isinstance(modules, torch.nn.ModuleDict):
-            for modality, module in modules.items():
-                yield f"{group[:-1]}/{modality}", module
 
 
 def _nbytes(tensor: torch.Tensor) -> int:

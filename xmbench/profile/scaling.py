@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from xmbench.models import capabilities
 from xmbench.profile.latency import time_callable
 
 
@@ -59,10 +60,10 @@ def probe_shape_scaling(model, config, batch_size: int = 8, min_count: int = 5, 
             continue
         xs, p50s, errors = [], [], {}
         for size in sizes:
-            encoder = _encoder_for(model, config, modality, size)
+            sized = capabilities.resized(model, modality, size)
             inputs = make_inputs(size)
             try:
-                run = torch.inference_mode()(lambda e=encoder, x=inputs: e(x))
+                run = torch.inference_mode()(lambda s=sized, m=modality, x=inputs: s.encode(m, x))
                 p50 = time_callable(run, warmup=1, min_count=min_count, min_time_s=min_time_s).percentile(50)
             except Exception as exc:  # noqa: BLE001 — a size the model refuses is a finding, not a crash
                 errors[str(size)] = f"{type(exc).__name__}: {exc}"[:300]
@@ -75,15 +76,3 @@ def probe_shape_scaling(model, config, batch_size: int = 8, min_count: int = 5, 
             entry["fit"] = fit_line(xs, p50s)
         results[modality] = entry
     return results
-
-
-def _encoder_for(model, config, modality: str, size):
-    """The model's own encoder, or for the reference image/audio towers a twin built for `size`."""
-    if modality == "text" or not hasattr(model, "towers"):
-        return lambda inputs: model.encode(modality, inputs)
-    from xmbench.models.model import build_reference
-
-    data = dataclasses.replace(config.data, **({"image_size": int(size)} if modality == "image" else
-                                               {"audio_seconds": float(size)}))
-    twin = build_reference(dataclasses.replace(config, data=data), (modality,)).eval()
-    return lambda inputs: twin.encode(modality, inputs)

@@ -58,10 +58,11 @@ def run_profile(model, config: RunConfig, *, train_split, test_split, train_resu
     `embeddings` are the evaluation's (reused, not recomputed); `evaluation_memory` is the
     PeakMemory result measured around the evaluation, the tracer's "evaluation" phase.
     """
-    from xmbench.models.model import model_device, to_device
+    from xmbench.models import capabilities
+    from xmbench.models.model import to_device
 
     cfg = config.profile
-    device = model_device(model)
+    device = capabilities.device_of(model)
     modalities = [m for m in test_split.modalities if m in getattr(model, "modalities", ())]
     out: dict = {"timings": {}, "costs": {}, "profile": {"skipped": skipped_for_hardware(config)}}
     profile = out["profile"]
@@ -86,7 +87,7 @@ def run_profile(model, config: RunConfig, *, train_split, test_split, train_resu
                     out["costs"][f"mem.{component}.{part}_bytes"] = value
     if "telemetry" in probes:
         profile["telemetry"] = probes["telemetry"].result()
-    if cfg.alignment and embeddings:
+    if cfg.alignment and embeddings and not capabilities.can_score(model):  # geometry is not what a scorer ranks by
         from xmbench.eval.analysis import analyse_alignment
 
         row_items = {m: test_split.caption_item if m == "text" else torch.arange(len(test_split)) for m in embeddings}
@@ -114,24 +115,18 @@ def run_profile(model, config: RunConfig, *, train_split, test_split, train_resu
 
 def _training_utilisation(model, config: RunConfig, train_split, train_result, pairs, device) -> dict:
     """FLOPs of one representative training step (forward + backward), over the measured step time."""
-    from xmbench.registry import LOSSES
-    from xmbench.train.engine import logit_scale, make_batch
+    from xmbench.models import capabilities
+    from xmbench.train.engine import make_batch
+    from xmbench.train.step import TrainingStep
 
-    modalities = sorted({m for p in pairs for m in p})
-    batch = make_batch(train_split, torch.arange(min(config.train.batch_size, len(train_split))), modalities,
-                       torch.Generator().manual_seed(0), device)
-    loss_fn = LOSSES.get(config.train.loss)
-
-    def step():
-        embeddings = {m: model.encode(m, batch[m]) for m in modalities}
-        loss_fn(embeddings, logit_scale(model), pairs)[0].backward()
-
-    was_training = getattr(model, "training", False)
-    model.train()
-    step_flops = flops.training_step_flops(step) if pairs else 0
-    for p in model.parameters():
+    training_step = TrainingStep(model, config.train, pairs)
+    batch = make_batch(train_split, torch.arange(min(config.train.batch_size, len(train_split))),
+                       training_step.modalities, torch.Generator().manual_seed(0), device)
+    was_training = capabilities.set_training(model, True)
+    step_flops = flops.training_step_flops(lambda: training_step(batch).total.backward()) if pairs else 0
+    for p in capabilities.parameters(model):
         p.grad = None
-    model.train(was_training)
+    capabilities.set_training(model, was_training)
     step_times = [s.seconds for s in train_result.steps]
     peak = flops.matmul_peak_flops(device=device.type)
     if not step_times:

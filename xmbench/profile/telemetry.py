@@ -10,7 +10,7 @@ import threading
 
 import torch
 
-from xmbench.profile.phases import StepProbe
+from xmbench.train.hooks import Callback
 
 
 def nvml_unavailable_reason() -> str | None:
@@ -26,7 +26,7 @@ def nvml_unavailable_reason() -> str | None:
     return None
 
 
-class GpuTelemetry(StepProbe):
+class GpuTelemetry(Callback):
     """Samples device 0 every `interval_s` while training; energy from the board's counter."""
 
     def __init__(self, interval_s: float = 0.05, device_index: int = 0):
@@ -38,7 +38,7 @@ class GpuTelemetry(StepProbe):
         self._thread = None
         self._energy_start_mj = self._energy_end_mj = None
 
-    def attach(self, model, optimizer) -> None:
+    def on_train_start(self, state) -> None:
         if self.reason:
             return
         import pynvml
@@ -52,7 +52,7 @@ class GpuTelemetry(StepProbe):
         if name == "optimizer":
             self.steps += 1
 
-    def detach(self) -> None:
+    def on_train_end(self, state) -> None:
         if self._thread:
             self._stop.set()
             self._thread.join()

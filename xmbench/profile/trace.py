@@ -20,7 +20,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
 from xmbench.errors import XmbenchError
-from xmbench.profile.phases import PHASES, StepProbe
+from xmbench.profile.phases import PHASES
+from xmbench.train.hooks import Callback
 
 # Kineto in a CUDA build logs "gpuGetDeviceCount failed" as an ERROR on a machine without a GPU:
 # noise, not a problem; it reads this level when the first profiler starts.
@@ -30,7 +31,7 @@ SCOPES = ("phase/", "tower/", "projection/", "inference/", "ProfilerStep")
 BACKWARD_PREFIX = "autograd::engine::evaluate_function: "
 
 
-class ProfilerStepper(StepProbe):
+class ProfilerStepper(Callback):
     """Advances the profiler's schedule at the end of each training step."""
 
     def __init__(self, profiler):

@@ -1,12 +1,14 @@
-"""The training loop: symmetric contrastive loss over every modality pair, AdamW, warmup+cosine.
+"""The training loop: sample, schedule, forward and objective, backward, clip, step, log.
 
-Reads top to bottom: sample a batch, set the learning rate, encode each modality, loss,
-backward, clip, step, clamp the temperature, log; every `eval_every` steps a validation point
-of the learning curve; every `checkpoint_every` steps a resumable checkpoint.
+Reads top to bottom. Each step: callbacks may steer (pairs, weights, batch size, what trains);
+the sampler draws `accumulation` micro-batches, augmented on the fly; every parameter group gets the scheduled rate
+times its multiplier; each micro-batch goes through the one TrainingStep (encode, loss,
+regularisers) and backward; gradients are clipped, the optimizer steps, the model clamps what
+it clamps; the sampler sees each item's loss. Every `eval_every` steps a validation point of the
+learning curve; every `checkpoint_every` steps a resumable checkpoint.
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,11 +20,14 @@ from tqdm import tqdm
 from xmbench.config import TrainConfig
 from xmbench.data.preprocess import EncodedSplit
 from xmbench.errors import NonFiniteLossError
-from xmbench.models.model import model_device, to_device
+from xmbench.models import capabilities
+from xmbench.models.model import to_device
 from xmbench.profile.phases import Phases
-from xmbench.registry import LOSSES, SCHEDULES
-
-CHECKPOINT = "checkpoint.pt"
+from xmbench.registry import AUGMENTATIONS, SAMPLERS, SCHEDULES
+from xmbench.train import checkpoint
+from xmbench.train.hooks import Callbacks, TrainState
+from xmbench.train.optim import ParameterGroups, set_learning_rate
+from xmbench.train.step import Batch, TrainingStep
 
 
 @dataclass
@@ -33,7 +38,7 @@ class StepLog:
     temperature: float
     seconds: float
     samples_per_s: float
-    pair_losses: dict[str, float]
+    pair_losses: dict[str, float]  # every named part of the objective (pairs, regularisers)
 
 
 @dataclass
@@ -53,139 +58,124 @@ class TrainResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-class EpochSampler:
-    """Item rows in shuffled epochs, so a batch never holds the same item twice."""
-
-    def __init__(self, n_items: int, batch_size: int, seed: int):
-        self.n_items, self.batch_size = n_items, min(batch_size, n_items)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.order, self.position = torch.randperm(n_items, generator=self.generator), 0
-
-    def next(self) -> torch.Tensor:
-        if self.position + self.batch_size > self.n_items:
-            self.order, self.position = torch.randperm(self.n_items, generator=self.generator), 0
-        rows = self.order[self.position:self.position + self.batch_size]
-        self.position += self.batch_size
-        return rows
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "order": self.order, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.order, self.position = state["order"], state["position"]
-
-
-def logit_scale(model) -> torch.Tensor:
-    """The model's learnable scale, or CLIP's initial 1/0.07 for models that have none."""
-    scale = getattr(model, "logit_scale", None)
-    return scale if scale is not None else torch.tensor(1.0 / 0.07)
+    @classmethod
+    def from_dict(cls, saved: dict) -> TrainResult:
+        return cls([StepLog(**s) for s in saved["steps"]], [CurvePoint(**c) for c in saved["curve"]], saved["wall_s"])
 
 
 def make_batch(split: EncodedSplit, items: torch.Tensor, modalities, generator: torch.Generator,
-               device: torch.device | str = "cpu") -> dict:
+               device: torch.device | str = "cpu") -> Batch:
     """Inputs of each modality for these items, on `device`; text takes one random caption per item."""
     rows = {m: split.sample_captions(items, generator) if m == "text" else items for m in modalities}
-    return {m: to_device(split.rows(m, rows[m]), device) for m in modalities}
+    return Batch({m: to_device(split.rows(m, rows[m]), device) for m in modalities}, dict.fromkeys(modalities, items))
 
 
 def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pairs: list[tuple[str, str]],
           validate: Callable[[object], tuple[float, dict[str, float]]] | None = None,
-          checkpoint_dir: Path | None = None, progress: bool = True,
-          on_step: Callable[[StepLog], None] | None = None, probes=()) -> TrainResult:
-    """Train `model` in place; resumes from `checkpoint_dir` when it holds a checkpoint.
+          checkpoint_dir: Path | None = None, checkpoint_identity: str = "", progress: bool = True,
+          on_step: Callable[[StepLog], None] | None = None, callbacks=(), teacher=None) -> TrainResult:
+    """Train `model` in place; resumes from `checkpoint_dir` when it holds this run's checkpoint.
 
-    `probes` (xmbench.profile.phases.StepProbe) are told each phase of each step and see the
-    gradients before clipping; none are attached unless the profile section asks for them.
+    `callbacks` (xmbench.train.hooks.Callback: the suite's registered callbacks and the profile's
+    probes) see every phase of every step and may steer training through the TrainState.
     """
-    phases = Phases(probes)
-    modalities = sorted({m for pair in pairs for m in pair})
-    device = model_device(model)
-    loss_fn, schedule = LOSSES.get(cfg.loss), SCHEDULES.get(cfg.schedule)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sampler = EpochSampler(len(train_split), cfg.batch_size, seed)
+    step_fn = TrainingStep(model, cfg, pairs, teacher)
+    groups = ParameterGroups(model, cfg.lr_scale)
+    optimizer = groups.build(cfg)
+    clipped = groups.trainable()
+    sampler = SAMPLERS.bind(cfg.sampler)(train_split.ids, cfg.batch_size, seed)
+    schedule = SCHEDULES.bind(cfg.schedule)
     caption_generator = torch.Generator().manual_seed(seed + 1)
+    augmentations = [AUGMENTATIONS.bind(choice)(train_split) for choice in cfg.augment]
+    augment_generator = torch.Generator().manual_seed(seed + 2)
+    device = capabilities.device_of(model)
+    hooks = Callbacks(callbacks)
+    phases = Phases(hooks)
+
+    def refresh_parameters() -> None:  # a callback changed what trains
+        groups.sync(optimizer)
+        clipped[:] = groups.trainable()
+
+    state = TrainState(model, optimizer, step_fn, sampler, cfg.steps, refresh_parameters=refresh_parameters)
     result, start = TrainResult(), 0
-    if checkpoint_dir is not None and (checkpoint_dir / CHECKPOINT).exists():
-        start, result = _load_checkpoint(checkpoint_dir / CHECKPOINT, model, optimizer, sampler, caption_generator)
-    model.train()
+    if checkpoint_dir is not None:
+        resumed = checkpoint.load(checkpoint_dir, checkpoint_identity, model, optimizer, sampler,
+                                  {"captions": caption_generator, "augment": augment_generator})
+        if resumed:
+            start, result = resumed[0], TrainResult.from_dict(resumed[1])
+    capabilities.set_training(model, True)
     began = time.perf_counter() - result.wall_s
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, leave=False,
                desc="train", unit="step")
-    with phases.attached(model, optimizer):
+    hooks.on_train_start(state)
+    try:
         for step in bar:
+            state.step = step
+            hooks.on_step_start(state)
             t0 = time.perf_counter()
             with phases("data"):  # item rows of this step and their inputs (already preprocessed tensors)
-                items = sampler.next()
-                batch = make_batch(train_split, items, modalities, caption_generator, device)
+                rows = [sampler.next() for _ in range(cfg.accumulation)]
+                micro = [make_batch(train_split, r, step_fn.modalities, caption_generator, device) for r in rows]
+                for augment in augmentations:
+                    micro = [augment(batch, augment_generator) for batch in micro]
                 lr = cfg.lr * schedule(step, cfg.steps, cfg.warmup_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            with phases("forward"):  # each modality once, then the loss over every pair
-                embeddings = {m: model.encode(m, batch[m]) for m in modalities}
-                loss, parts = loss_fn(embeddings, logit_scale(model), pairs)
-                loss_value = loss.item()  # sync point on GPU: the one host read of the step
-            if loss_value != loss_value or abs(loss_value) == float("inf"):
-                raise NonFiniteLossError(f"loss became {loss_value} at step {step} "
-                                         f"(pairs: {', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())})")
-            with phases("backward"):
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-            phases.after_backward(model, step)
+                set_learning_rate(optimizer, lr)
+            losses, parts = [], {}
+            for index, batch in enumerate(micro):
+                with phases("forward"):  # each modality once, then the objective over every pair
+                    out = step_fn(batch, step, state.progress)
+                    losses.append(out.total.item())  # sync point on GPU: the one host read of a micro-batch
+                _check_finite(losses[-1], step, out.parts)
+                with phases("backward"):
+                    if index == 0:
+                        optimizer.zero_grad(set_to_none=True)
+                    (out.total if cfg.accumulation == 1 else out.total / cfg.accumulation).backward()
+                for name, value in out.parts.items():
+                    parts[name] = parts.get(name, 0.0) + value.item() / cfg.accumulation
+                if out.per_item is not None:
+                    sampler.observe(rows[index], out.per_item)
+            hooks.after_backward(state)
             with phases("optimizer"):
                 if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
                 optimizer.step()
-                if hasattr(model, "clamp_temperature"):
-                    model.clamp_temperature()
+                capabilities.after_optimizer_step(model)
             seconds = time.perf_counter() - t0
-            log = StepLog(step, loss_value, lr, float(1.0 / logit_scale(model).item()), seconds, len(items) / seconds,
-                          {k: v.item() for k, v in parts.items()})
+            loss_value = sum(losses) / len(losses)
+            items = sum(len(r) for r in rows)
+            log = StepLog(step, loss_value, lr, _temperature(model, step_fn.pairs), seconds, items / seconds, parts)
             result.steps.append(log)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+            hooks.on_step_end(state, log)
             if on_step:
                 on_step(log)
             done = step + 1
             if validate and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
                 result.curve.append(_curve_point(done, result, validate(model), cfg.eval_every))
+                hooks.on_validation(state, result.curve[-1])
             if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                 result.wall_s = time.perf_counter() - began
-                _save_checkpoint(checkpoint_dir / CHECKPOINT, done, result, model, optimizer, sampler, caption_generator)
-    bar.close()
+                checkpoint.save(checkpoint_dir, checkpoint_identity, done, result.to_dict(), model, optimizer, sampler,
+                                {"captions": caption_generator, "augment": augment_generator})
+    finally:
+        hooks.on_train_end(state)
+        bar.close()
     result.wall_s = time.perf_counter() - began
     return result
+
+
+def _check_finite(value: float, step: int, parts: dict[str, torch.Tensor]) -> None:
+    if value != value or abs(value) == float("inf"):
+        raise NonFiniteLossError(f"loss became {value} at step {step} "
+                                 f"(pairs: {', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())})")
+
+
+def _temperature(model, pairs) -> float:
+    scales = capabilities.logit_scales(model, pairs)
+    return float(1.0 / next(iter(scales.values())).item()) if scales else float("nan")
 
 
 def _curve_point(step: int, result: TrainResult, validation: tuple[float, dict[str, float]], window: int) -> CurvePoint:
     recent = [s.loss for s in result.steps[-window:]]
     val_loss, val_r1 = validation
     return CurvePoint(step, sum(recent) / len(recent), val_loss, val_r1)
-
-
-def _trainable_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _save_checkpoint(path: Path, step: int, result: TrainResult, model, optimizer, sampler, caption_generator) -> None:
-    """Atomic: a crash mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"step": step, "result": result.to_dict(), "model": _trainable_state(model),
-             "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
-             "captions": caption_generator.get_state(), "torch_rng": torch.get_rng_state()}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, model, optimizer, sampler, caption_generator) -> tuple[int, TrainResult]:
-    state = torch.load(path, weights_only=False)
-    model.load_state_dict(state["model"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
-    sampler.load_state_dict(state["sampler"])
-    caption_generator.set_state(state["captions"])
-    torch.set_rng_state(state["torch_rng"])
-    saved = state["result"]
-    result = TrainResult([StepLog(**s) for s in saved["steps"]], [CurvePoint(**c) for c in saved["curve"]], saved["wall_s"])
-    return state["step"], result

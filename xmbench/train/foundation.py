@@ -12,19 +12,19 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from xmbench.config import RunConfig, TrainConfig
+from xmbench.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from xmbench.data.cache import cache_root
 from xmbench.data.sources import load_split
-from xmbench.models.model import build_reference
-from xmbench.models.towers import PrecomputedTower
+from xmbench.models.reference import build_reference
+from xmbench.schema import changes
 from xmbench.train.engine import train
 
-FOUNDATION_VERSION = 2  # bump when the pretraining recipe changes, so old caches are not reused
+FOUNDATION_VERSION = 3  # bump when the pretraining recipe changes, so old caches are not reused
 FOUNDATION_ADAPTERS = {"text": "frozen", "image": "full", "audio": "full"}
 
 
@@ -34,14 +34,19 @@ def foundation_data(config: RunConfig):
 
 
 def foundation_key(config: RunConfig) -> str:
-    """Hash of what shapes the pretrained weights: data shape, towers, heads, recipe."""
-    towers = {m: {"arch": getattr(config.model, m).arch, "size": getattr(config.model, m).size,
-                  "dropout": getattr(config.model, m).dropout} for m in ("text", "image", "audio")}
-    foundation = {k: v for k, v in asdict(config.foundation).items() if k not in ("cache_dir", "enabled")}
-    data = {k: v for k, v in asdict(foundation_data(config)).items() if k not in ("n_val", "n_test")}
-    shape = {"version": FOUNDATION_VERSION, "data": data, "towers": towers, "head": config.model.head,
-             "embed_dim": config.model.embed_dim, "temperature": config.model.temperature,
-             "min_temperature": config.model.min_temperature, "foundation": foundation}
+    """Hash of what shapes the pretrained weights: data shape, towers, heads, loss and pairs, recipe.
+
+    Each part is what it sets differently from the defaults, so options added later with a
+    default keep the cache; what does not shape the weights (adapters, sizes of other splits,
+    the cache folder) is left out.
+    """
+    model = replace(config.model, **{m: replace(getattr(config.model, m), adapter=getattr(ModelConfig(), m).adapter)
+                                     for m in ("text", "image", "audio")})
+    data = replace(foundation_data(config), n_val=DataConfig.n_val, n_test=DataConfig.n_test)
+    recipe = replace(config.foundation, cache_dir="", enabled=True)
+    training = {"loss": changes(config.train.loss, TrainConfig().loss, "loss"), "pairs": config.train.pairs}
+    shape = {"version": FOUNDATION_VERSION, "data": changes(data, DataConfig()), "model": changes(model, ModelConfig()),
+             "train": training, "foundation": changes(recipe, type(recipe)())}
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -58,16 +63,12 @@ def foundation_state(config: RunConfig, progress: bool = True) -> tuple[dict[str
     data = load_split(foundation_data(config), "train")
     torch.manual_seed(0)
     model = build_reference(config, data.modalities, adapters=FOUNDATION_ADAPTERS)
-    text_tower = model.towers["text"]
-    # The text tower is frozen here: run it once per caption instead of once per step.
-    features = encode_tower(text_tower, data, "text", batch_size=256)
-    model.towers["text"] = PrecomputedTower("text", features)
     recipe = TrainConfig(steps=fc.steps, batch_size=fc.batch_size, lr=fc.lr, warmup_steps=fc.warmup_steps,
                          eval_every=0, loss=config.train.loss)
     pairs = config.train.modality_pairs()
-    result = train(model, data.as_row_indices("text"), recipe, seed=0, pairs=pairs, progress=progress,
-                   on_step=_EtaPrinter(fc.steps))
-    model.towers["text"] = text_tower
+    with model.precomputed("text", data):  # the text tower is frozen here: run it once per caption, not every step
+        result = train(model, data.as_row_indices("text"), recipe, seed=0, pairs=pairs, progress=progress,
+                       on_step=_EtaPrinter(fc.steps))
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -78,14 +79,6 @@ def foundation_state(config: RunConfig, progress: bool = True) -> tuple[dict[str
         {"seconds": seconds, "final_loss": result.steps[-1].loss if result.steps else None}, indent=2))
     print(f"xmbench: foundation ready in {seconds:.0f} s → {path}", file=sys.stderr, flush=True)
     return state, {"cache": "miss", "path": str(path), "pretrain_s": seconds}
-
-
-@torch.no_grad()  # not inference_mode: the features later feed layers that train
-def encode_tower(tower, split, modality: str, batch_size: int) -> torch.Tensor:
-    """Pooled outputs of one tower for every row of a split."""
-    tower.eval()
-    rows = torch.arange(split.n_rows(modality))
-    return torch.cat([tower(split.rows(modality, rows[i:i + batch_size])) for i in range(0, len(rows), batch_size)])
 
 
 class _EtaPrinter:

@@ -7,7 +7,7 @@ from xmbench.registry import SCHEDULES
 
 
 @SCHEDULES.register("cosine")
-def warmup_cosine(step: int, total: int, warmup: int) -> float:
+def warmup_cosine(step: int, total: int, warmup: int, options=None) -> float:
     """Linear warmup to 1, then cosine decay to 0 at the last step."""
     if step < warmup:
         return (step + 1) / warmup
@@ -16,6 +16,6 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 
 
 @SCHEDULES.register("constant")
-def warmup_constant(step: int, total: int, warmup: int) -> float:
+def warmup_constant(step: int, total: int, warmup: int, options=None) -> float:
     """Linear warmup to 1, then constant."""
     return (step + 1) / warmup if step < warmup else 1.0

@@ -1,0 +1,168 @@
+"""The reference model: three towers with adapters, projection heads, a learnable temperature.
+
+It offers every optional capability of the model protocol (xmbench.models.model): per-pair
+logit scales, the temperature clamp after each optimizer step, its components for profiling
+and parameter groups, its artifacts, and twins for other input sizes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.profiler import record_function
+
+from xmbench.config import RunConfig
+from xmbench.registry import ADAPTERS, HEADS, PRECISIONS, TOWERS
+
+
+class Tower(nn.Module):
+    """Backbone → token states → mean over the real (unpadded) tokens."""
+
+    def __init__(self, modality: str, backbone: nn.Module, hidden_size: int):
+        super().__init__()
+        self.modality = modality
+        self.backbone = backbone
+        self.hidden_size = hidden_size
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        states = self.backbone(**inputs).last_hidden_state
+        mask = inputs.get("attention_mask")
+        if mask is None:
+            return states.mean(dim=1)
+        mask = mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class PrecomputedTower(nn.Module):
+    """A frozen tower stood in for by its outputs, looked up by row: a tower that does not
+    train need not run every step (the foundation stage caches the frozen text tower so)."""
+
+    def __init__(self, modality: str, features: torch.Tensor):
+        super().__init__()
+        self.modality = modality
+        self.register_buffer("features", features, persistent=False)
+        self.hidden_size = features.shape[1]
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.features[inputs["row"]]
+
+
+class ReferenceModel(nn.Module):
+    """Towers with adapters, projection heads, and a learnable temperature clamped from below."""
+
+    def __init__(self, towers: dict[str, nn.Module], heads: dict[str, nn.Module], temperature: float,
+                 min_temperature: float, precision=None, config: RunConfig | None = None):
+        super().__init__()
+        self.towers = nn.ModuleDict(towers)
+        self.heads = nn.ModuleDict(heads)
+        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
+        self.max_log_logit_scale = math.log(1.0 / min_temperature)
+        self.modalities = tuple(towers)
+        self.precision = precision or PRECISIONS.bind(PRECISIONS.default("fp32"))()
+        self.config = config  # what built it: twins for other input sizes are built from it
+
+    def encode(self, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        # profiler scopes: the trace and its per-tower split read these names
+        with record_function(f"tower/{modality}"), self.precision.context(f"tower/{modality}"):
+            features = self.towers[modality](inputs)
+        with record_function(f"projection/{modality}"), self.precision.context(f"head/{modality}"):
+            return F.normalize(self.heads[modality](features).float(), dim=-1)
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.log_logit_scale.exp()
+
+    # -- capabilities ------------------------------------------------------------------------
+    def logit_scales(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+        """One learnable scale shared by every pair (computed once, so its gradient sums over pairs)."""
+        scale = self.logit_scale
+        return {f"{a}-{b}": scale for a, b in pairs}
+
+    def after_optimizer_step(self) -> None:
+        with torch.no_grad():
+            self.log_logit_scale.clamp_(max=self.max_log_logit_scale)
+
+    def components(self) -> dict[str, nn.Module]:
+        """tower/<modality> and head/<modality>: profiler scopes, memory breakdown, parameter groups."""
+        return {**{f"tower/{m}": t for m, t in self.towers.items()}, **{f"head/{m}": h for m, h in self.heads.items()}}
+
+    def component_of(self, parameter_name: str) -> str:
+        parts = parameter_name.split(".")
+        if parts[0] in ("towers", "heads") and len(parts) > 1:
+            return f"{parts[0][:-1]}/{parts[1]}"
+        return "temperature" if parts[0] == "log_logit_scale" else parts[0]
+
+    def save_artifacts(self, directory: Path) -> int:
+        from xmbench.models.artifacts import save_reference
+
+        return save_reference(self, directory)
+
+    def load_artifacts(self, directory: Path) -> None:
+        from xmbench.models.artifacts import load_reference
+
+        load_reference(self, directory)
+
+    def resized(self, modality: str, size: float) -> ReferenceModel:
+        """A twin of the same architecture, adapter and head built for another input size.
+
+        A ViT's or AST's position embeddings fix its input size; latency does not depend on
+        the weights' values, so shape scaling measures these twins.
+        """
+        if modality == "text" or self.config is None:
+            return self
+        data = dataclasses.replace(self.config.data, **({"image_size": int(size)} if modality == "image" else
+                                                        {"audio_seconds": float(size)}))
+        return build_reference(dataclasses.replace(self.config, data=data), (modality,)).eval()
+
+    @contextmanager
+    def precomputed(self, modality: str, split, batch_size: int = 256):
+        """The frozen tower of `modality` stood in for by its outputs on every row of `split`
+        (inputs are then row numbers: `split.as_row_indices(modality)`), restored afterwards."""
+        tower = self.towers[modality]
+        with torch.no_grad():  # not inference_mode: the features later feed layers that train
+            tower.eval()
+            rows = torch.arange(split.n_rows(modality))
+            features = torch.cat([tower(split.rows(modality, rows[i:i + batch_size]))
+                                  for i in range(0, len(rows), batch_size)])
+        self.towers[modality] = PrecomputedTower(modality, features)
+        try:
+            yield self
+        finally:
+            self.towers[modality] = tower
+
+
+def build_reference(config: RunConfig, modalities: tuple[str, ...],
+                    foundation_state: dict[str, torch.Tensor] | None = None,
+                    adapters: dict[str, str] | None = None) -> ReferenceModel:
+    """Towers and heads, foundation weights loaded, then each tower's adapter applied.
+
+    `adapters` overrides the adapter method per modality with its defaults (the foundation stage
+    passes full/frozen); otherwise each tower's configured adapter is used.
+    """
+    model_cfg = config.model
+    towers = {}
+    for m in modalities:
+        tower_cfg = getattr(model_cfg, m)
+        towers[m] = TOWERS.get(tower_cfg.arch)(tower_cfg.size, config.data, tower_cfg.dropout)
+    make_head = HEADS.bind(model_cfg.head)
+    heads = {m: make_head(towers[m].hidden_size, model_cfg.embed_dim) for m in modalities}
+    model = ReferenceModel(towers, heads, model_cfg.temperature, model_cfg.min_temperature,
+                           PRECISIONS.bind(config.train.precision)(), config)
+    if foundation_state is not None:
+        # the foundation covers all three modalities; a dataset may have fewer
+        own = model.state_dict()
+        missing = [k for k in own if k not in foundation_state]
+        if missing:
+            raise ValueError(f"foundation checkpoint lacks {len(missing)} weights, e.g. {missing[0]}")
+        model.load_state_dict({k: v for k, v in foundation_state.items() if k in own})
+    for m in modalities:
+        adapter = getattr(model_cfg, m).adapter
+        if adapters and m in adapters:
+            adapter = ADAPTERS.default(adapters[m])
+        model.towers[m].backbone = ADAPTERS.bind(adapter)(model.towers[m].backbone)
+    return model

@@ -1,0 +1,62 @@
+"""Resumable checkpoints of a training run: everything the next step depends on, written atomically.
+
+A checkpoint holds the trainable tensors, the optimizer, the sampler, the run's own generators
+(captions, augmentations), torch's global generator and the log so far, plus the identity of the run (config id and seed):
+a checkpoint of another config is never resumed. It is read with `weights_only=True`, so a
+checkpoint folder can be shared without unpickling arbitrary code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from xmbench.errors import XmbenchError
+from xmbench.models import capabilities
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def save(directory: Path, identity: str, step: int, result: dict, model, optimizer, sampler,
+         generators: dict[str, torch.Generator]) -> None:
+    """Atomic: a crash mid-write leaves the previous checkpoint intact."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {"identity": identity, "step": step, "result": result,
+             "model": {n: p.detach().clone() for n, p in capabilities.named_parameters(model) if p.requires_grad},
+             "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
+             "generators": {name: g.get_state() for name, g in generators.items()}, "torch_rng": torch.get_rng_state()}
+    path = directory / CHECKPOINT
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load(directory: Path, identity: str, model, optimizer, sampler,
+         generators: dict[str, torch.Generator]) -> tuple[int, dict] | None:
+    """Restore the run from its checkpoint; None when there is none for this identity."""
+    path = directory / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — torch raises several kinds for a foreign or unsafe file
+        raise XmbenchError(f"{path}: not a checkpoint xmbench can read safely ({type(exc).__name__}); "
+                           f"delete it to start the run afresh") from None
+    if state.get("identity") != identity:
+        return None  # another config's or seed's run: start afresh (it is overwritten at the next save)
+    parameters = dict(capabilities.named_parameters(model))
+    with torch.no_grad():
+        for name, value in state["model"].items():
+            parameters[name].copy_(value)
+    optimizer.load_state_dict(state["optimizer"])
+    sampler.load_state_dict(state["sampler"])
+    for name, generator in generators.items():
+        generator.set_state(state["generators"][name])
+    torch.set_rng_state(state["torch_rng"])
+    return state["step"], state["result"]
+
+
+def remove(directory: Path) -> None:
+    """A finished run's checkpoint is of no further use."""
+    (directory / CHECKPOINT).unlink(missing_ok=True)

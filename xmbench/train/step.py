@@ -1,0 +1,118 @@
+"""One training step's forward and objective: the one place the engine, validation, FLOPs and the trace share.
+
+A batch is encoded modality by modality; the loss (a registered technique) gets one `LossInput`
+and returns its named parts; the objective weighs the pair parts by the pair weights, adds the
+other parts and the regularisers, and returns the total with every part named for the log.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from xmbench.config import TrainConfig
+from xmbench.models import capabilities
+from xmbench.registry import LOSSES, REGULARIZERS
+
+
+@dataclass
+class Batch:
+    """Model-ready inputs of each modality, and the item (dataset row) of every row of each."""
+
+    inputs: dict[str, dict[str, torch.Tensor]]
+    item_ids: dict[str, torch.Tensor]  # modality → (rows,) item index; equal ids are the same item
+
+    def __len__(self) -> int:
+        return len(next(iter(self.item_ids.values())))
+
+
+@dataclass
+class LossInput:
+    """Everything a loss may use. Row i of each modality's embeddings is item `item_ids[m][i]`."""
+
+    embeddings: dict[str, torch.Tensor]
+    item_ids: dict[str, torch.Tensor]
+    logit_scales: dict[str, torch.Tensor]  # pair name "a-b" → scale (1 / temperature)
+    pairs: list[tuple[str, str]]
+    model: Any = None
+    step: int = 0
+    progress: float = 0.0  # step / total steps, for schedules inside a loss (curricula)
+    teacher: dict[str, torch.Tensor] | None = None  # a teacher's embeddings of the same rows (distillation)
+
+    def logits(self, a: str, b: str) -> torch.Tensor:
+        """Scaled similarities of every a-row with every b-row: the model's `score`, else dot products."""
+        scale = self.logit_scales[f"{a}-{b}"]
+        if capabilities.can_score(self.model):
+            return scale * capabilities.similarity(self.model, a, self.embeddings[a], b, self.embeddings[b])
+        return scale * self.embeddings[a] @ self.embeddings[b].T  # (scale·a)·bᵀ: the order CLIP computes in
+
+
+@dataclass
+class LossOutput:
+    """A loss's named parts: a part named after a pair ("text-image") is weighed by the pair weights,
+    any other part is added as it is. `per_item` (rows,) is each item's loss, detached, for samplers."""
+
+    parts: dict[str, torch.Tensor]
+    per_item: torch.Tensor | None = None
+
+
+@dataclass
+class StepOutput:
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor]  # loss parts by name, regularisers as "reg/<name>"
+    per_item: torch.Tensor | None = None
+    embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class TrainingStep:
+    """Forward and objective of a batch for one model and one TrainConfig.
+
+    `pairs` and `pair_weights` are attributes that callbacks may change between steps
+    (curricula, modality masks); `teacher` maps a Batch to a teacher's embeddings.
+    """
+
+    def __init__(self, model, cfg: TrainConfig, pairs: list[tuple[str, str]], teacher=None):
+        self.model = model
+        self.loss = LOSSES.bind(cfg.loss)
+        self.regularizers = [(choice.name, REGULARIZERS.bind(choice)) for choice in cfg.regularizers]
+        self.pairs = list(pairs)
+        self.pair_weights = {f"{a}-{b}": cfg.pair_weights.get(f"{a}-{b}", 1.0) for a, b in pairs}
+        self.teacher = teacher
+
+    @property
+    def modalities(self) -> list[str]:
+        return sorted({m for pair in self.pairs for m in pair})
+
+    def __call__(self, batch: Batch, step: int = 0, progress: float = 0.0) -> StepOutput:
+        """Encode the batch (each modality once) and return the objective."""
+        embeddings = {m: self.model.encode(m, batch.inputs[m]) for m in self.modalities}
+        teacher = self.teacher(batch) if self.teacher else None
+        return self.objective(embeddings, batch.item_ids, step, progress, teacher)
+
+    def objective(self, embeddings: dict[str, torch.Tensor], item_ids: dict[str, torch.Tensor], step: int = 0,
+                  progress: float = 0.0, teacher=None) -> StepOutput:
+        """The loss over encoded rows, weighed and regularised: validation calls this on its embeddings."""
+        inputs = LossInput(embeddings, item_ids, capabilities.logit_scales(self.model, self.pairs), self.pairs,
+                           self.model, step, progress, teacher)
+        out = self.loss(inputs)
+        total = self._weighted(out.parts)
+        parts = dict(out.parts)
+        for name, regularizer in self.regularizers:
+            value = regularizer(inputs)  # already multiplied by its weight option
+            parts[f"reg/{name}"] = value
+            total = total + value
+        return StepOutput(total, parts, out.per_item, embeddings)
+
+    def _weighted(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weighted mean of the pair parts plus the other parts.
+
+        Written as mean(w·part)·n/Σw so that equal weights of 1 compute exactly the plain mean.
+        """
+        pair_parts = [(self.pair_weights[name], value) for name, value in parts.items() if name in self.pair_weights]
+        other = [value for name, value in parts.items() if name not in self.pair_weights]
+        weights = [w for w, _ in pair_parts]
+        total = torch.stack([w * v for w, v in pair_parts]).mean() * (len(weights) / sum(weights)) if pair_parts else 0.0
+        for value in other:
+            total = total + value
+        return total
