@@ -98,3 +98,20 @@ def test_baseline_accept_compare_and_gate(tmp_path):
     assert {row["variant"] for row in json.loads(as_json.stdout)} == {"a", "b", "c"}
     html = xmbench("report", "--html", "--records", records, "--out", tmp_path / "r.html", check=True)
     assert "wrote" in html.stdout and (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_every_report_format_renders_a_suite_of_failed_runs(tmp_path):
+    from xmbench.bench.record import Record, write_record
+
+    for variant, error in (("a", "ConfigError: model.factory: cannot import 'nope:make'"),
+                           ("b", "NonFiniteLossError: loss became nan at step 0 (pairs: text-image=nan)")):
+        write_record(Record(suite="broken", variant=variant, variant_id=variant, seed=0, status="failed", config={},
+                            error=error), tmp_path / "records")
+    common = ["--records", tmp_path / "records", "--suite", "broken"]
+    markdown = xmbench("report", "--markdown", *common, check=True)
+    assert "_no successful runs_" in markdown.stdout and "- `b` seed 0: NonFiniteLossError" in markdown.stdout
+    html = xmbench("report", "--html", *common, "--out", tmp_path / "r.html", check=True)
+    assert html.returncode == 0 and "Failed runs (2 of 2)" in (tmp_path / "r.html").read_text()
+    as_json = json.loads(xmbench("report", "--json", *common, check=True).stdout)
+    assert [row["status"] for row in as_json] == ["failed", "failed"]
+    assert "status" in xmbench("report", "--csv", *common, check=True).stdout

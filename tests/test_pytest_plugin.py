@@ -66,3 +66,12 @@ def test_a_malformed_suite_is_a_collection_error(pytester):
     result = pytester.runpytest_subprocess("suites/", "-p", "no:cacheprovider")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*did you mean 'steps'*"])
+
+
+def test_a_broken_suite_outside_a_suites_folder_fails_collection(pytester):
+    pytester.makefile(".toml", mysuite="[suite]\nname = 'x'\n[variants.a\n")  # malformed TOML
+    pytester.makefile(".toml", notes="title = 'not a suite'\n")  # a TOML file that is no suite is left alone
+    result = pytester.runpytest_subprocess(".", "-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*ERROR collecting mysuite.toml*", "*malformed TOML*"])
+    assert "notes.toml" not in result.stdout.str()

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _baseline_options(gate)
     gate.set_defaults(handler=cmd_gate)
 
-    validate = sub.add_parser("validate", help="check suite files without running them")
+    validate = sub.add_parser("validate", help="check suites, their data and models without running them")
     validate.add_argument("suites", type=Path, nargs="+")
     validate.set_defaults(handler=cmd_validate)
 
@@ -141,6 +141,7 @@ def run_gate(suite, records, args) -> int:
 
 
 def cmd_run(args) -> int:
+    from xmbench.bench.preflight import check_suite
     from xmbench.bench.record import DEFAULT_RECORDS
     from xmbench.bench.runner import DEFAULT_ARTIFACTS, run_suite
     from xmbench.report.markdown import render_markdown
@@ -149,6 +150,9 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite)
     for name in args.variant or []:
         suite.variant(name)  # unknown names fail before anything runs
+    problems = check_suite(suite, args.variant)  # data, batch sizes, models: before the first step
+    if problems:
+        return _refuse(problems)
     records = run_suite(suite, args.records or DEFAULT_RECORDS, args.artifacts or DEFAULT_ARTIFACTS,
                         force=args.force, progress=not args.no_progress, only=args.variant,
                         isolate=not args.in_process, timeout_s=args.timeout)
@@ -232,13 +236,24 @@ def cmd_gate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from xmbench.suite import load_suite
+    """Every file, every dataset, every model: all problems listed, exit 2 if there is one."""
+    from xmbench.bench.preflight import check_files
 
-    for path in args.suites:
-        suite = load_suite(path)
+    suites, problems = check_files(args.suites)
+    if problems:
+        return _refuse(problems)
+    for suite in suites:
         derived = f" + {len(suite.derived)} derived" if suite.derived else ""
-        print(f"{path}: ok — suite '{suite.name}', {len(suite.variants)} variants{derived} × {len(suite.seeds)} seeds")
+        print(f"{suite.path}: ok — suite '{suite.name}', {len(suite.variants)} variants{derived} × {len(suite.seeds)} seeds")
     return 0
+
+
+def _refuse(problems) -> int:
+    for problem in problems:
+        print(f"xmbench: error: {problem}", file=sys.stderr)
+    print(f"xmbench: {len(problems)} problem{'s' * (len(problems) != 1)} found; nothing was run or written",
+          file=sys.stderr)
+    return 2
 
 
 def cmd_list(args) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 
 class XmbenchError(Exception):
@@ -23,6 +24,27 @@ class UnknownNameError(ConfigError):
 
 class NonFiniteLossError(XmbenchError):
     """Training produced a NaN or infinite loss."""
+
+
+class ModelOutputError(XmbenchError):
+    """A model's `encode` returned the wrong shape, dtype or non-finite values."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of a check: where (a file and line, or a config key), what is wrong, and the fix."""
+
+    where: str
+    what: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}" + (f" — {self.fix}" if self.fix else "")
+
+    @classmethod
+    def from_error(cls, error: Exception) -> Problem:
+        where, _, what = str(error).partition(": ")
+        return cls(where, what) if what else cls("", where)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

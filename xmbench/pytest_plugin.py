@@ -17,6 +17,7 @@ Options:
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -38,11 +39,20 @@ def pytest_collect_file(file_path: Path, parent):
     return None
 
 
+SUITE_TABLE = re.compile(r"^\s*\[\s*(suite|variants|base|matrix|derived|gates)\b", re.MULTILINE)
+
+
 def _is_suite(path: Path) -> bool:
+    """A TOML file with a suite's tables; one that does not parse counts when it looks like a suite
+    (or lies in a suites/ folder), so that a broken suite fails collection instead of vanishing."""
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
-        return path.parent.name == "suites"  # a broken suite should fail loudly, not vanish
+        text = path.read_text()
+    except OSError:
+        return False
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return path.parent.name == "suites" or bool(SUITE_TABLE.search(text))
     return "suite" in raw or "variants" in raw
 
 
@@ -77,7 +87,7 @@ def _run_variant_test(suite, variant, benchmark, config) -> None:
     for seed in suite.seeds:
         record = run_variant(suite.name, variant, seed, DEFAULT_ARTIFACTS / suite.name, progress=False,
                              on_model=lambda model, split: trained.update(model=model, split=split))
-        record.env = capture()
+        record.env = capture(variant.config)
         write_record(record, records_dir)
         records.append(record)
     config.stash.setdefault(_RECORDS, []).extend(records)

@@ -72,7 +72,7 @@ def test_corrupt_image_names_the_row(exported):
 def test_empty_caption_names_the_row(exported):
     manifest, _ = exported
     _rewrite_first(manifest, captions=["fine", "  "])
-    with pytest.raises(DataError, match=rf"{manifest}:1: item '.*' has an empty or missing caption"):
+    with pytest.raises(DataError, match=rf"{manifest}:1: caption 2 of item '.*' is empty or not a string"):
         load(manifest)
 
 
@@ -96,3 +96,77 @@ def test_csv_manifest_without_images(tmp_path, exported):
     loaded = load(csv_path)
     assert loaded.images is None and loaded.modalities == ("text", "audio")
     assert loaded.captions == train.captions
+
+
+def test_a_16_bit_png_is_scaled_not_clipped(exported):
+    from PIL import Image
+
+    manifest, _ = exported
+    row = json.loads(manifest.read_text().splitlines()[0])
+    ramp = np.linspace(0, 65535, SIZE * SIZE).reshape(SIZE, SIZE).astype(np.uint16)
+    Image.fromarray(ramp).save(manifest.parent / row["image"])
+    image = load(manifest).images[0]
+    expected = np.round(ramp / 257.0)
+    assert abs(image.mean() - expected.mean()) < 1.5 and image.min() <= 1 and image.max() >= 250  # not white
+
+
+def test_transparency_is_composited_on_white(exported):
+    from PIL import Image
+
+    manifest, _ = exported
+    row = json.loads(manifest.read_text().splitlines()[0])
+    Image.new("RGBA", (SIZE, SIZE), (255, 0, 0, 0)).save(manifest.parent / row["image"])  # fully transparent red
+    assert (load(manifest).images[0] == 255).all()
+
+
+def test_a_truncated_wav_is_an_error_not_padding(exported):
+    manifest, _ = exported
+    row = json.loads(manifest.read_text().splitlines()[2])
+    path = manifest.parent / row["audio"]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=rf"{manifest}:3: audio file .* is truncated: its header declares 0.500 s"):
+        load(manifest)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"id": None}, r":2: id '.*' is used already at line 1 \(it would count as an extra positive"),
+    ({"split": "tset"}, r":2: split 'tset' is not one of train, val, test \(did you mean 'test'\?\)"),
+    ({"captions": "a red circle"}, r":2: captions of item '.*' is a string, not a list"),
+])
+def test_rows_are_never_accepted_silently(exported, change, message):
+    manifest, _ = exported
+    lines = manifest.read_text().splitlines()
+    first, second = json.loads(lines[0]), json.loads(lines[1])
+    second.update({k: (first["id"] if k == "id" else v) for k, v in change.items()})
+    lines[1] = json.dumps(second)
+    manifest.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=message):
+        load(manifest)
+
+
+def test_an_id_in_two_splits_is_a_leak(exported):
+    manifest, _ = exported
+    lines = manifest.read_text().splitlines()
+    test_row = json.loads(lines[-1])
+    test_row["id"] = json.loads(lines[0])["id"]
+    lines[-1] = json.dumps(test_row)
+    manifest.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"split train there, test here: test items would leak into training"):
+        load(manifest)
+
+
+def test_check_manifest_lists_every_problem(exported):
+    from xmbench.data.manifest import check_manifest
+
+    manifest, _ = exported
+    lines = manifest.read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    rows[1]["split"] = "tset"
+    rows[2]["captions"] = "just text"
+    (manifest.parent / rows[3]["image"]).write_bytes(b"not an image")
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n{oops\n")
+    problems = [str(p) for p in check_manifest(manifest, image_size=SIZE, sample_rate=SR, audio_seconds=SECONDS).problems]
+    assert len(problems) == 4
+    assert any(":2: split 'tset'" in p for p in problems) and any(":3: captions of item" in p for p in problems)
+    assert any(":4: corrupt image file" in p for p in problems) and any(":9: malformed JSON" in p for p in problems)

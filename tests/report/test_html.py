@@ -30,3 +30,30 @@ def test_page_is_self_contained_with_every_plot():
 def test_pareto_frontier_keeps_only_undominated_points():
     points = pd.DataFrame({"quality": [50, 40, 60, 55], "cost": [1.0, 2.0, 3.0, 4.0]}, index=list("abcd"))
     assert list(_frontier(points, "cost").index) == ["a", "c"]
+
+
+def failed(variant, seed, error):
+    return Record(suite="s", variant=variant, variant_id=variant, seed=seed, status="failed", config={},
+                  error=error)
+
+
+def test_a_suite_of_failed_runs_renders_its_failures():
+    long = "DataError: " + "x" * 400
+    page = render_html([failed("a", 0, "ConfigError: model.factory: cannot import 'nope:make'"), failed("b", 0, long)])
+    assert "Failed runs (2 of 2)" in page and "cannot import" in page and "Every run of this suite failed" in page
+    assert "<img" not in page
+
+
+def test_layout_keeps_cells_whole_and_long_text_wrapped():
+    records = [record("a", 0, 0.4, 0.002, 900), record("a", 1, 0.5, 0.002, 910)]
+    page = render_html(records, "x" * 500)
+    assert "td { white-space: nowrap; }" in page and "white-space: pre-wrap" in page
+    assert page.count("a Pareto front needs two or more") == 2  # one variant: a note, not a lone dot
+
+
+def test_intervals_of_percentages_stay_within_0_and_100():
+    from xmbench.report.plots import percent_interval
+
+    mean, low, high = percent_interval([0.0, 10.0])  # two seeds: the t interval reaches to about -58%
+    assert (mean, low) == (5.0, 0.0) and high <= 100.0
+    assert percent_interval([99.0, 100.0])[2] == 100.0

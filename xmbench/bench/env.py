@@ -1,10 +1,20 @@
-"""The environment a record was measured in: packages, hardware, threads, git state."""
+"""The environment a record was measured in: packages, hardware, threads, git state, and provenance.
+
+Provenance is what shaped a record beyond its config: package versions, the source of xmbench
+and of a user's model factory, the data files of an on-disk dataset, and an injected fault. A
+record is reused only when its provenance equals the current one (see `reuse_refusal`).
+"""
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.metadata
+import importlib.util
+import json
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 PACKAGES = ("xmbench", "torch", "torchvision", "torchaudio", "transformers", "peft", "numpy", "safetensors")
 
@@ -51,7 +61,8 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def capture() -> dict[str, object]:
+def capture(config=None) -> dict[str, object]:
+    """The environment now; with the run's config, its provenance too."""
     import torch
 
     gpu = None
@@ -69,6 +80,7 @@ def capture() -> dict[str, object]:
         "git": git_state(),
         "fault": os.environ.get("XMBENCH_FAULT") or None,
         "matmul_peak_flops_per_s": measured_peaks(),
+        **({"provenance": provenance(config)} if config is not None else {}),
     }
 
 
@@ -77,3 +89,80 @@ def measured_peaks() -> dict[str, float]:
     from xmbench.profile.flops import MEASURED_PEAKS
 
     return dict(MEASURED_PEAKS)
+
+
+@functools.lru_cache(maxsize=1)
+def xmbench_source() -> str:
+    """A hash of xmbench's own source files: a code change can change every number."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def factory_source(factory: str) -> str | None:
+    """A hash of the module file a user model comes from (None for the reference model)."""
+    if factory == "reference":
+        return None
+    try:
+        spec = importlib.util.find_spec(factory.partition(":")[0])
+    except (ImportError, ValueError):
+        return None
+    return file_digest(Path(spec.origin)) if spec and spec.origin else None
+
+
+def data_fingerprint(data) -> str | None:
+    """For an on-disk dataset: the manifest's bytes and the size and time of every file it names
+    (the built-in set is a pure function of its config)."""
+    if data.name != "manifest":
+        return None
+    manifest = Path(data.manifest)
+    digest = hashlib.sha256((file_digest(manifest) or "missing").encode())
+    for line in (manifest.read_text().splitlines() if manifest.is_file() else []):
+        for name in _paths_in(line):
+            try:
+                stat = (manifest.parent / name).stat()
+                digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+            except OSError:
+                digest.update(f"{name}:missing".encode())
+    return digest.hexdigest()[:16]
+
+
+def _paths_in(line: str) -> list[str]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return [part for part in line.split(",") if part.endswith((".png", ".jpg", ".jpeg", ".wav", ".flac"))]
+    return [str(row[k]) for k in ("image", "audio") if isinstance(row, dict) and row.get(k)]
+
+
+def provenance(config) -> dict[str, object]:
+    """What shaped a run beyond its config (see the module docstring)."""
+    return {"packages": package_versions(), "xmbench_source": xmbench_source(),
+            "factory_source": factory_source(config.model.factory), "data": data_fingerprint(config.data),
+            "fault": os.environ.get("XMBENCH_FAULT") or None}
+
+
+def reuse_refusal(record_env: dict, config) -> str | None:
+    """Why a complete record of the same config may not be reused now, or None when it may."""
+    if os.environ.get("XMBENCH_FAULT"):
+        return "XMBENCH_FAULT is set: a fault run is always measured afresh"
+    saved = record_env.get("provenance")
+    if not saved:
+        return "the record predates provenance tracking"
+    if saved.get("fault"):
+        return f"the record was made with XMBENCH_FAULT={saved['fault']}"
+    now = provenance(config)
+    labels = {"packages": "package versions", "xmbench_source": "xmbench's code", "factory_source": "the model factory's code",
+              "data": "the data files"}
+    changed = [label for key, label in labels.items() if saved.get(key) != now[key]]
+    return f"{', '.join(changed)} changed since the record was made" if changed else None

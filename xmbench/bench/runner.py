@@ -38,7 +38,7 @@ def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: 
     bar = tqdm(total=len(runs), desc=f"suite {suite.name}", unit="run", disable=not progress)
     for index, (variant, seed) in enumerate(runs, start=1):
         label = f"[{index}/{len(runs)}] {variant.name} seed={seed}"
-        record = None if force else _reusable(records_dir, suite.name, variant, seed)
+        record = None if force else _reusable(records_dir, suite.name, variant, seed, label)
         if record:
             _say(f"{label}: reusing complete record ({record.created_at})")
         else:
@@ -59,7 +59,7 @@ def _run_one(suite: Suite, variant, seed: int, records_dir: Path, artifacts_dir:
     if isolate:
         return isolated.run(suite.name, variant, seed, records_dir, artifacts_dir, timeout_s or suite.timeout_s)
     record = run_variant(suite.name, variant, seed, artifacts_dir, progress)
-    record.env = env.capture()
+    record.env = env.capture(variant.config)
     write_record(record, records_dir)
     return record
 
@@ -68,15 +68,33 @@ def _say(message: str) -> None:
     tqdm.write(f"xmbench: {message}", file=sys.stderr)
 
 
-def _reusable(records_dir: Path, suite: str, variant, seed: int) -> Record | None:
-    path = Path(records_dir) / suite / f"{slug(variant.name)}__seed{seed}.json"
-    if not path.exists():
+def _reusable(records_dir: Path, suite: str, variant, seed: int, label: str) -> Record | None:
+    """The stored record of this run, when everything that shaped it is as it is now.
+
+    The same config (its id), and the same provenance: package versions, xmbench's code, the
+    model factory's code, the data files, no injected fault. A derived run's record must also
+    be newer than its inputs' records.
+    """
+    record = _stored(records_dir, suite, variant.name, seed)
+    if record is None or not record.ok or record.variant_id != variant.variant_id:
         return None
+    why = env.reuse_refusal(record.env, variant.config)
+    if why is None and isinstance(variant, DerivedVariant):
+        inputs = [_stored(records_dir, suite, name, seed) for name in variant.inputs]
+        if any(r is None or r.created_at > record.created_at for r in inputs):
+            why = "an input variant was run again since"
+    if why:
+        _say(f"{label}: not reusing the stored record: {why}")
+        return None
+    return record
+
+
+def _stored(records_dir: Path, suite: str, name: str, seed: int) -> Record | None:
+    path = Path(records_dir) / suite / f"{slug(name)}__seed{seed}.json"
     try:
-        record = read_record(path)
+        return read_record(path) if path.exists() else None
     except XmbenchError:
         return None  # unreadable: run again and overwrite
-    return record if record.ok and record.variant_id == variant.variant_id else None
 
 
 def artifact_dir(artifacts_dir: Path, variant_name: str, seed: int) -> Path:

@@ -33,7 +33,7 @@ from xmbench.train.step import TrainingStep
 @dataclass
 class RunData:
     train: EncodedSplit
-    val: EncodedSplit
+    val: EncodedSplit | None  # only when the learning curve has validation points
     test: EncodedSplit
 
     @property
@@ -51,7 +51,8 @@ class Evaluation:
 
 
 def load_data(config: RunConfig) -> RunData:
-    return RunData(load_split(config.data, "train"), load_split(config.data, "val"),
+    validating = config.train.eval_every and config.train.steps
+    return RunData(load_split(config.data, "train"), load_split(config.data, "val") if validating else None,
                    load_split(config.data, config.eval.split))
 
 
@@ -66,7 +67,8 @@ def train_model(model, config: RunConfig, data: RunData, seed: int, *, checkpoin
     """The engine with the suite's callbacks and the profile's probes; resumes from this run's checkpoint."""
     pairs = trained_pairs(model, config, data)
     callbacks = [CALLBACKS.bind(choice)() for choice in config.train.callbacks] + list(probes.values())
-    result = train(model, data.train, config.train, seed=seed, pairs=pairs, validate=validator(config, data.val, pairs),
+    validate = validator(config, data.val, pairs) if data.val is not None else None
+    result = train(model, data.train, config.train, seed=seed, pairs=pairs, validate=validate,
                    checkpoint_dir=checkpoint_dir, checkpoint_identity=identity, progress=progress, callbacks=callbacks)
     if checkpoint_dir is not None:
         checkpoint.remove(checkpoint_dir)

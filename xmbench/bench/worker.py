@@ -46,5 +46,5 @@ def run_job(job: dict) -> None:
     from xmbench.bench.runner import run_variant
 
     record = run_variant(job["suite"], job["variant"], job["seed"], Path(job["artifacts"]), progress=job["progress"])
-    record.env = capture()
+    record.env = capture(job["variant"].config)
     write_record(record, Path(job["records"]))

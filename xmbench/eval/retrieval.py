@@ -224,9 +224,12 @@ def encode_split(model, split, modality: str, batch_size: int = 64) -> torch.Ten
     was_training = capabilities.set_training(model, False)
     try:
         order, device = split.length_order(modality), capabilities.device_of(model)
-        encoded = torch.cat([model.encode(modality, to_device(split.rows(modality, order[i:i + batch_size]), device)).cpu()
-                             for i in range(0, len(order), batch_size)]).float()
-        return encoded[torch.argsort(order)]  # back to row order
+        batches = []
+        for i in range(0, len(order), batch_size):
+            batch = capabilities.encode(model, modality, to_device(split.rows(modality, order[i:i + batch_size]), device))
+            capabilities.check_finite(modality, batch, first_row=i)
+            batches.append(batch.cpu())
+        return torch.cat(batches).float()[torch.argsort(order)]  # back to row order
     finally:
         if was_training:
             capabilities.set_training(model, True)

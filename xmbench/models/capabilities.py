@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import torch
 
+from xmbench.errors import ModelOutputError
+
 DEFAULT_LOGIT_SCALE = 1.0 / 0.07  # CLIP's initial temperature, for models that have none
 
 
@@ -100,3 +102,40 @@ def resized(model, modality: str, size: float):
     """A model for inputs of another size (the reference builds a twin); else the model itself."""
     method = getattr(model, "resized", None)
     return method(modality, size) if callable(method) else model
+
+
+def encode(model, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """`model.encode`, its output checked: a float tensor with one row per input row, (rows, dim)
+    unless the model scores pairs itself. A wrong output fails here, naming the modality."""
+    out = model.encode(modality, inputs)
+    rows = len(next(iter(inputs.values())))
+    call = f"model.encode({modality!r}, …)"
+    if not isinstance(out, torch.Tensor):
+        raise ModelOutputError(f"{call} returned {type(out).__name__}, not a tensor of embeddings")
+    if not out.is_floating_point():
+        raise ModelOutputError(f"{call} returned {out.dtype} values; embeddings must be floating point")
+    if out.ndim == 0 or len(out) != rows:
+        raise ModelOutputError(f"{call} returned shape {tuple(out.shape)} for {rows} input rows; "
+                               f"it must return one embedding per row: ({rows}, dim)")
+    if out.ndim != 2 and not can_score(model):
+        raise ModelOutputError(f"{call} returned shape {tuple(out.shape)}; it must return ({rows}, dim) embeddings "
+                               f"(or the model must offer `score` to compare other shapes)")
+    return out
+
+
+def check_same_width(model, embeddings: dict[str, torch.Tensor]) -> None:
+    """Embeddings compared by dot products must share their width."""
+    widths = {m: e.shape[-1] for m, e in embeddings.items()}
+    if len(set(widths.values())) > 1 and not can_score(model):
+        listed = ", ".join(f"{m} {w}" for m, w in widths.items())
+        raise ModelOutputError(f"model.encode returned embeddings of different widths ({listed}); every modality "
+                               f"must map into the same shared space")
+
+
+def check_finite(modality: str, embeddings: torch.Tensor, first_row: int = 0) -> None:
+    """Non-finite embeddings fail naming the modality and the first bad row."""
+    bad = ~torch.isfinite(embeddings.reshape(len(embeddings), -1)).all(dim=1)
+    if bad.any():
+        row = first_row + int(bad.nonzero()[0])
+        raise ModelOutputError(f"model.encode({modality!r}, …) returned NaN or infinite values "
+                               f"({int(bad.sum())} rows, first: row {row})")

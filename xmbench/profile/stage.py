@@ -123,7 +123,12 @@ def _training_utilisation(model, config: RunConfig, train_split, train_result, p
     batch = make_batch(train_split, torch.arange(min(config.train.batch_size, len(train_split))),
                        training_step.modalities, torch.Generator().manual_seed(0), device)
     was_training = capabilities.set_training(model, True)
-    step_flops = flops.training_step_flops(lambda: training_step(batch).total.backward()) if pairs else 0
+    def step() -> None:
+        total = training_step(batch).total
+        if total.requires_grad:  # a model with nothing to train has no backward
+            total.backward()
+
+    step_flops = flops.training_step_flops(step) if pairs else 0
     for p in capabilities.parameters(model):
         p.grad = None
     capabilities.set_training(model, was_training)

@@ -7,6 +7,7 @@ import pandas as pd
 
 from xmbench.bench.record import DEFAULT_RECORDS, Record, read_records
 from xmbench.config import DIRECTIONS
+from xmbench.errors import XmbenchError
 
 QUALITY = ("R@1", "R@5", "R@10", "mAP")
 COSTS = ("train_wall_s", "step_time_s", "samples_per_s", "query_latency_ms", "peak_rss_mb", "trainable_params",
@@ -32,5 +33,15 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
 
 
 def load_records(directory: str | Path = DEFAULT_RECORDS, suite: str | None = None) -> pd.DataFrame:
-    """Stored records as a DataFrame (see `records_frame` for the columns)."""
-    return records_frame(read_records(Path(directory), suite))
+    """Stored records as a DataFrame (see `records_frame` for the columns).
+
+    A folder that does not exist, or a suite with no records there, is an error: an empty frame
+    would pass for "nothing ran".
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise XmbenchError(f"{directory}: no records folder here (records go to {DEFAULT_RECORDS} by default)")
+    records = read_records(directory, suite)
+    if not records:
+        raise XmbenchError(f"{directory}: no records{f' of suite {suite!r}' if suite else ''} in this folder")
+    return records_frame(records)

@@ -14,13 +14,21 @@ body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; font-size: 12px; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+td { white-space: nowrap; }  /* "mean ± std" reads as one value */
+.table-wrap { overflow-x: auto; max-width: 100%; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+pre { background: #f6f6f6; padding: 1em; white-space: pre-wrap; overflow-wrap: anywhere; }
+.failed li { margin: 0.3em 0; overflow-wrap: anywhere; }
+.note { color: #555; font-style: italic; }
 """
 
 
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _table(frame) -> str:
+    return f"<div class='table-wrap'>{frame.to_html(index=False, border=0)}</div>"
 
 
 def render_html(records, comparison_markdown: str | None = None) -> str:
@@ -29,22 +37,29 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
              "</head><body><h1>xmbench report</h1>"]
     for suite, group in frame.groupby("suite", sort=False):
         suite_records = [r for r in records if r.suite == suite]
+        failed = group[group.status != "ok"]
         parts.append(f"<h2>Suite {html.escape(str(suite))}</h2>")
-        parts.append("<h3>Retrieval (percent, mean ± std over seeds)</h3>")
-        parts.append(quality_table_frame(group).to_html(index=False, border=0))
-        parts.append("<h3>Costs</h3>" + cost_table_frame(group).to_html(index=False, border=0))
+        if len(failed):  # first: when runs fail, that is what the reader came for
+            items = "".join(f"<li><code>{html.escape(r.variant)}</code> seed {r.seed}: "
+                            f"{html.escape(str(r.error).splitlines()[0])}</li>" for r in failed.itertuples())
+            parts.append(f"<h3>Failed runs ({len(failed)} of {len(group)})</h3><ul class='failed'>{items}</ul>")
+        if len(failed) == len(group):
+            parts.append("<p class='note'>Every run of this suite failed: there is nothing to tabulate or plot.</p>")
+            continue
+        parts.append("<h3>Retrieval (percent, mean ± std over seeds)</h3>" + _table(quality_table_frame(group)))
+        parts.append("<h3>Costs</h3>" + _table(cost_table_frame(group)))
         parts.append("<h3>Learning curves</h3>" + _img(plots.learning_curves(suite_records), "learning curves"))
         parts.append("<h3>R@1 per direction</h3>" + _img(plots.direction_bars(group), "R@1 per direction"))
         parts.append("<h3>Pareto: quality against latency and memory</h3>")
-        parts.append(_img(plots.pareto(group, "query_latency_ms", "query latency p50 (ms)"), "pareto latency"))
-        parts.append(_img(plots.pareto(group, "peak_rss_mb", "peak RSS while training (MiB)"), "pareto memory"))
+        for cost, label, alt in (("query_latency_ms", "query latency p50 (ms)", "pareto latency"),
+                                 ("peak_rss_mb", "peak RSS while training (MiB)", "pareto memory")):
+            variants = group[group.status == "ok"].dropna(subset=[cost]).variant.nunique() if cost in group else 0
+            if variants < 2:
+                parts.append(f"<p class='note'>{label}: {variants} variant measured — a Pareto front needs two or more.</p>")
+            else:
+                parts.append(_img(plots.pareto(group, cost, label), alt))
         for record in (r for r in suite_records if r.ok and has_profile(r)):
             parts.append(_profile_html(record))
-        failed = group[group.status != "ok"]
-        if len(failed):
-            items = "".join(f"<li><code>{html.escape(r.variant)}</code> seed {r.seed}: "
-                            f"{html.escape(str(r.error).splitlines()[0])}</li>" for r in failed.itertuples())
-            parts.append(f"<h3>Failed runs</h3><ul>{items}</ul>")
     if comparison_markdown:
         parts.append(f"<h2>Against the baseline</h2><pre>{html.escape(comparison_markdown)}</pre>")
     parts.append("</body></html>")
@@ -64,7 +79,7 @@ def _profile_html(record) -> str:
               ("R@1 by modality (%)", matrix), ("Modality pairs, worst first", pairs)]
     for title, frame in tables:
         if len(frame):
-            parts.append(f"<h4>{html.escape(title)}</h4>" + frame.to_html(index=False, border=0))
+            parts.append(f"<h4>{html.escape(title)}</h4>" + _table(frame))
     if profile.latency_frame(record).shape[0]:
         parts.append(_img(plots.latency_by_batch(record), "latency by batch size"))
     if len(breakdown):

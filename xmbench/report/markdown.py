@@ -21,12 +21,14 @@ def _mean_std(values: pd.Series, scale: float, digits: int) -> str:
 def quality_table_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per variant; R@k and mAP in percent per direction, mean ± std over seeds."""
     ok = frame[frame.status == "ok"]
+    if ok.empty:
+        return pd.DataFrame()
     columns = [f"{d} {m}" for d in DIRECTIONS for m in QUALITY if f"{d} {m}" in ok]
     rows = []
     for variant, group in ok.groupby("variant", sort=False):
         row = {"variant": variant, "seeds": len(group)}
         row.update({c: _mean_std(group[c], 100.0, 1) for c in columns})
-        row["rsum"] = _mean_std(group["rsum"], 1.0, 1)
+        row["rsum"] = _mean_std(group["rsum"], 1.0, 1) if "rsum" in group else "–"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -85,7 +85,7 @@ def direction_bars(frame: pd.DataFrame) -> bytes:
     width = 0.8 / max(1, len(variants))
     for i, variant in enumerate(variants):
         rows = ok[ok.variant == variant]
-        stats = [mean_interval(100 * rows[f"{d} R@1"]) for d in directions]
+        stats = [percent_interval(100 * rows[f"{d} R@1"]) for d in directions]
         means = [s[0] for s in stats]
         errors = np.array([[s[0] - s[1] for s in stats], [s[2] - s[0] for s in stats]])
         ax.bar(np.arange(len(directions)) + i * width, means, width, yerr=errors, capsize=3, label=variant)
@@ -94,6 +94,13 @@ def direction_bars(frame: pd.DataFrame) -> bytes:
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
+
+
+def percent_interval(values) -> tuple[float, float, float]:
+    """Mean and 95% t interval of a percentage, kept inside 0–100: the interval of two or three
+    seeds can reach past the ends, a percentage cannot."""
+    mean, low, high = mean_interval(values)
+    return mean, max(low, 0.0), min(high, 100.0)
 
 
 def latency_by_batch(record) -> bytes:

@@ -125,11 +125,12 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
                 with phases("forward"):  # each modality once, then the objective over every pair
                     out = step_fn(batch, step, state.progress)
                     losses.append(out.total.item())  # sync point on GPU: the one host read of a micro-batch
-                _check_finite(losses[-1], step, out.parts)
+                _check_finite(losses[-1], step, out)
                 with phases("backward"):
                     if index == 0:
                         optimizer.zero_grad(set_to_none=True)
-                    (out.total if cfg.accumulation == 1 else out.total / cfg.accumulation).backward()
+                    if out.total.requires_grad:  # a model with nothing to train is still measured
+                        (out.total if cfg.accumulation == 1 else out.total / cfg.accumulation).backward()
                 for name, value in out.parts.items():
                     parts[name] = parts.get(name, 0.0) + value.item() / cfg.accumulation
                 if out.per_item is not None:
@@ -164,10 +165,12 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
     return result
 
 
-def _check_finite(value: float, step: int, parts: dict[str, torch.Tensor]) -> None:
+def _check_finite(value: float, step: int, out) -> None:
     if value != value or abs(value) == float("inf"):
+        bad = [m for m, e in out.embeddings.items() if not torch.isfinite(e).all()]
+        source = f"; model.encode returned non-finite embeddings for {', '.join(bad)}" if bad else ""
         raise NonFiniteLossError(f"loss became {value} at step {step} "
-                                 f"(pairs: {', '.join(f'{k}={v.item():.4g}' for k, v in parts.items())})")
+                                 f"(pairs: {', '.join(f'{k}={v.item():.4g}' for k, v in out.parts.items())}){source}")
 
 
 def _temperature(model, pairs) -> float:

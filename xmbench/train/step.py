@@ -86,7 +86,8 @@ class TrainingStep:
 
     def __call__(self, batch: Batch, step: int = 0, progress: float = 0.0) -> StepOutput:
         """Encode the batch (each modality once) and return the objective."""
-        embeddings = {m: self.model.encode(m, batch.inputs[m]) for m in self.modalities}
+        embeddings = {m: capabilities.encode(self.model, m, batch.inputs[m]) for m in self.modalities}
+        capabilities.check_same_width(self.model, embeddings)
         teacher = self.teacher(batch) if self.teacher else None
         return self.objective(embeddings, batch.item_ids, step, progress, teacher)
 
