@@ -65,3 +65,11 @@ def test_nan_loss_stops_with_a_clear_error(tiny_config, monkeypatch):
 def test_logit_scale_default_for_models_without_one():
     scales = capabilities.logit_scales(object(), [("text", "image")])
     assert scales["text-image"].item() == pytest.approx(1 / 0.07)
+
+
+def test_a_diverging_temperature_stops_with_a_clear_error(tiny_config):
+    """lr 1e6 without clipping drives the logit scale to 0: a clear error, not a division by zero."""
+    config = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, lr=1e6, grad_clip=0.0,
+                                                                        steps=30))
+    with pytest.raises(NonFiniteLossError, match=r"the logit scale became 0.0 at step \d+ \(temperature infinite\)"):
+        run(config)

@@ -144,7 +144,7 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
             seconds = time.perf_counter() - t0
             loss_value = sum(losses) / len(losses)
             items = sum(len(r) for r in rows)
-            log = StepLog(step, loss_value, lr, _temperature(model, step_fn.pairs), seconds, items / seconds, parts)
+            log = StepLog(step, loss_value, lr, _temperature(model, step_fn.pairs, step), seconds, items / seconds, parts)
             result.steps.append(log)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
             hooks.on_step_end(state, log)
@@ -173,9 +173,17 @@ def _check_finite(value: float, step: int, out) -> None:
                                  f"(pairs: {', '.join(f'{k}={v.item():.4g}' for k, v in out.parts.items())}){source}")
 
 
-def _temperature(model, pairs) -> float:
+def _temperature(model, pairs, step: int) -> float:
+    """The first pair's temperature (1 / logit scale); a scale that reached 0 or infinity is divergence."""
     scales = capabilities.logit_scales(model, pairs)
-    return float(1.0 / next(iter(scales.values())).item()) if scales else float("nan")
+    if not scales:
+        return float("nan")
+    scale = next(iter(scales.values())).item()
+    if not 0 < scale < float("inf"):
+        raise NonFiniteLossError(f"the logit scale became {scale} at step {step} (temperature "
+                                 f"{'infinite' if scale == 0 else 'zero or undefined'}): training diverged; "
+                                 f"lower train.lr or clip gradients (train.grad_clip)")
+    return 1.0 / scale
 
 
 def _curve_point(step: int, result: TrainResult, validation: tuple[float, dict[str, float]], window: int) -> CurvePoint:
