@@ -43,7 +43,7 @@ def minimal_loop(model, split, cfg, seed: int, pairs) -> None:
         items = sampler.next()
         rows = {m: split.sample_captions(items, captions) if m == "text" else items for m in modalities}
         embeddings = {m: model.encode(m, split.rows(m, rows[m])) for m in modalities}
-        scale, losses = model.logit_scale, []
+        scale, losses = model.temperature.log_scale.exp(), []
         for a, b in pairs:  # symmetric InfoNCE, written out
             logits = scale * embeddings[a] @ embeddings[b].T
             target = torch.arange(len(logits))

@@ -31,6 +31,21 @@ TINY_BASE = {
 }
 
 
+def _cuda() -> bool:
+    from xmbench.bench.env import cuda_available
+
+    return cuda_available()
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not _cuda(), reason="needs CUDA")])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Each device this machine has: the CUDA case of a test runs where a GPU is present."""
+    return request.param
+
+
 @pytest.fixture
 def tiny_base() -> dict:
     import copy

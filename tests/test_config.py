@@ -122,7 +122,7 @@ def test_plain_form_round_trips():
     config = resolve({}, {"model.head": {"name": "mlp", "hidden": 8}, "train.lr_scale": {"tower/*": 0.1},
                           "model.audio.adapter.method": "full", "transforms": ["merge"]})
     assert from_dict(config.to_dict()) == config
-    assert config.to_dict()["model"]["head"] == {"name": "mlp", "hidden": 8}
+    assert config.to_dict()["model"]["head"] == {"name": "mlp", "hidden": 8, "activation": "gelu", "dropout": 0.0}
     assert config.to_dict()["model"]["audio"]["adapter"] == {"method": "full"}
 
 

@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--in-process", action="store_true", help="run variants in this process (no isolation)")
     run.add_argument("--timeout", type=float, help="seconds per variant × seed (default: suite.timeout_s)")
     run.add_argument("--gate", action="store_true", help="compare with the baseline and exit 1 on a gate violation")
+    run.add_argument("--executor", choices=("local", "pool", "ray"), default="local",
+                     help="where runs go: one at a time here (default), a pool of --workers here, or a Ray cluster")
+    run.add_argument("--workers", type=int, default=None, help="runs at once (pool, ray)")
+    run.add_argument("--address", help="Ray cluster address (default: a local cluster)")
+    run.add_argument("--nproc", type=int, default=1, help="ranks per run: torchrun + DDP, one model on N processes/GPUs")
     _baseline_options(run)
     run.set_defaults(handler=cmd_run)
 
@@ -153,14 +158,47 @@ def cmd_run(args) -> int:
     problems = check_suite(suite, args.variant)  # data, batch sizes, models: before the first step
     if problems:
         return _refuse(problems)
-    records = run_suite(suite, args.records or DEFAULT_RECORDS, args.artifacts or DEFAULT_ARTIFACTS,
-                        force=args.force, progress=not args.no_progress, only=args.variant,
-                        isolate=not args.in_process, timeout_s=args.timeout)
+    executor = _executor(args)
+    try:
+        records = run_suite(suite, args.records or DEFAULT_RECORDS, args.artifacts or DEFAULT_ARTIFACTS,
+                            force=args.force, progress=not args.no_progress, only=args.variant,
+                            isolate=not args.in_process, timeout_s=args.timeout, executor=executor)
+    finally:
+        if hasattr(executor, "close"):  # a Ray instance this run started
+            executor.close()
     print(render_markdown(records))
     if args.gate:
         return run_gate(suite, records, args)
     failed = [r for r in records if not r.ok]
     return 1 if failed else 0
+
+
+def _executor(args):
+    """The executor the flags ask for; None is the default (one isolated run at a time)."""
+    if args.nproc < 1 or (args.workers is not None and args.workers < 1):
+        raise ConfigError("--nproc and --workers take a positive number")
+    if args.nproc > 1:
+        if args.executor != "local" or args.in_process:
+            raise ConfigError("--nproc launches each run with torchrun here; it does not combine with "
+                              "--executor pool/ray or --in-process")
+        from xmbench.bench.executors.ddp import DdpExecutor
+
+        return DdpExecutor(args.nproc)
+    if args.address and args.executor != "ray":
+        raise ConfigError("--address needs --executor ray")
+    if args.executor == "local":
+        if args.workers:
+            raise ConfigError("--workers needs --executor pool or ray")
+        return None
+    if args.in_process:
+        raise ConfigError(f"--executor {args.executor} runs each job in its own process; --in-process needs the local one")
+    if args.executor == "pool":
+        from xmbench.bench.executors.pool import PoolExecutor, visible_gpus
+
+        return PoolExecutor(args.workers or len(visible_gpus()) or 2)
+    from xmbench.bench.executors.ray import RayExecutor
+
+    return RayExecutor(args.address, args.workers)
 
 
 def cmd_profile(args) -> int:

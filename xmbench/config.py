@@ -62,6 +62,7 @@ class TowerConfig:
     # reference step on a 2-core CPU (measured), also forcing the slower attention kernel.
     dropout: Annotated[float, PROBABILITY] = 0.0
     adapter: Choice = technique("adapter", "lora")
+    head: Choice | None = field(default=None, metadata={"kind": "head"})  # this tower's own head; unset: model.head
 
 
 @dataclass
@@ -71,8 +72,7 @@ class ModelConfig:
     factory: str = "reference"  # or "package.module:function" for a user model
     embed_dim: PositiveInt = 512
     head: Choice = technique("head", "linear")
-    temperature: Annotated[float, POSITIVE] = 0.07  # initial softmax temperature
-    min_temperature: Annotated[float, POSITIVE] = 0.01  # clamp, as CLIP clamps its logit scale at 100
+    temperature: Choice = technique("temperature", "learnable")  # init 0.07, clamped at 0.01 as CLIP
     text: TowerConfig = field(default_factory=lambda: TowerConfig(arch="minilm"))
     image: TowerConfig = field(default_factory=lambda: TowerConfig(arch="vit"))
     audio: TowerConfig = field(default_factory=lambda: TowerConfig(arch="ast"))
@@ -105,6 +105,9 @@ class TrainConfig:
     checkpoint_every: Count = 0  # steps between resumable checkpoints; 0: none
     threads: Count = 0  # torch intra-op threads; 0 keeps torch's default
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # auto: CUDA when present
+    # On several ranks (xmbench run --nproc N): the loss over the global batch on every rank, or each
+    # rank's own rows against the global batch (open_clip's local loss; the same gradients in total).
+    ddp_loss: Literal["global", "local"] = "global"
 
     def modality_pairs(self, modalities=MODALITIES) -> list[tuple[str, str]]:
         """The configured pairs as (a, b) tuples, keeping those whose modalities are all present."""
@@ -193,8 +196,6 @@ def from_dict(values: dict[str, Any]) -> RunConfig:
 
 def validate(config: RunConfig) -> RunConfig:
     """Cross-field checks the field types cannot express; return the config unchanged."""
-    if not config.model.min_temperature <= config.model.temperature:
-        raise ConfigError("model.temperature: must be >= model.min_temperature")
     for key in ("batch_sizes", "text_lengths", "image_sizes", "audio_seconds"):
         values = getattr(config.profile, key)
         if not values or min(values) <= 0:

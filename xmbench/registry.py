@@ -136,6 +136,7 @@ DATASETS = Registry("dataset", "data.name")
 TOWERS = Registry("tower", "model.<modality>.arch")
 ADAPTERS = Registry("adapter", "model.<modality>.adapter", selector="method")
 HEADS = Registry("head", "model.head")
+TEMPERATURES = Registry("temperature", "model.temperature")
 LOSSES = Registry("loss", "train.loss")
 REGULARIZERS = Registry("regularizer", "train.regularizers")
 SCHEDULES = Registry("schedule", "train.schedule")
@@ -146,7 +147,7 @@ AUGMENTATIONS = Registry("augmentation", "train.augment")
 TRANSFORMS = Registry("transform", "transforms")
 DERIVED = Registry("derived", "derived.<name>")
 
-ALL_REGISTRIES = (DATASETS, TOWERS, ADAPTERS, HEADS, LOSSES, REGULARIZERS, SCHEDULES, SAMPLERS, PRECISIONS,
+ALL_REGISTRIES = (DATASETS, TOWERS, ADAPTERS, HEADS, TEMPERATURES, LOSSES, REGULARIZERS, SCHEDULES, SAMPLERS, PRECISIONS,
                   CALLBACKS, AUGMENTATIONS, TRANSFORMS, DERIVED)
 BY_KIND = {r.kind: r for r in ALL_REGISTRIES}
 
@@ -154,6 +155,7 @@ BY_KIND = {r.kind: r for r in ALL_REGISTRIES}
 # module in it whose name does not start with "_").
 BUILTIN_MODULES = (
     "xmbench.data.datasets", "xmbench.models.towers", "xmbench.models.adapters", "xmbench.models.heads",
+    "xmbench.models.temperatures",
     "xmbench.train.losses", "xmbench.train.regularizers", "xmbench.train.schedules", "xmbench.train.samplers",
     "xmbench.train.precision", "xmbench.train.callbacks", "xmbench.data.augment", "xmbench.models.transforms",
     "xmbench.derived",

@@ -25,7 +25,7 @@ from xmbench.errors import ConfigError, did_you_mean
 from xmbench.registry import Choice
 from xmbench.schema import flatten, load_choice, to_tree
 
-SUITE_KEYS = ("name", "description", "seeds", "timeout_s")
+SUITE_KEYS = ("name", "description", "seeds", "timeout_s", "reference")
 DEFAULT_TIMEOUT_S = 3600.0
 TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "derived", "gates")
 
@@ -81,6 +81,7 @@ class Suite:
     gates: list = field(default_factory=list)  # GateRule, the defaults when the suite declares none
     timeout_s: float = DEFAULT_TIMEOUT_S  # per variant × seed
     derived: list[DerivedVariant] = field(default_factory=list)
+    reference: str | None = None  # the variant every technique of the suite is reported against
 
     def runs(self) -> list[tuple[Variant | DerivedVariant, int]]:
         """Every (variant, seed) pair, in the order they run: trained variants, then derived runs."""
@@ -138,7 +139,18 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
         gates=parse_gates(raw.get("gates", {})),
         timeout_s=float(timeout_s),
         derived=parse_derived(raw.get("derived", {}), variants),
+        reference=_reference(header.get("reference"), variants),
     )
+
+
+def _reference(name, variants: list[Variant]) -> str | None:
+    """`suite.reference`: the variant the report compares every other one with (it must exist)."""
+    if name is None:
+        return None
+    names = [v.name for v in variants]
+    if name not in names:
+        raise ConfigError(f"suite.reference: no variant '{name}'{did_you_mean(str(name), names)}; known: {', '.join(names)}")
+    return name
 
 
 def parse_derived(tables: dict[str, Any], variants: list[Variant]) -> list[DerivedVariant]:

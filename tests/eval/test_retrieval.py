@@ -125,3 +125,12 @@ def test_ids_of_any_kind_match_by_value(as_ids):
     assert evaluate_retrieval(queries, gallery, as_ids(list(range(6))), as_ids(list(range(6)))) == reference
     scores = queries @ gallery.T
     assert evaluate_scores(scores, as_ids(list(range(6))), as_ids(list(range(6)))) == reference
+
+
+def test_ranking_runs_where_the_embeddings_are(device):
+    torch.manual_seed(0)
+    q, g = torch.randn(300, 8), torch.randn(200, 8)
+    query_ids, gallery_ids = [i % 200 for i in range(300)], list(range(200))
+    on_cpu = evaluate_retrieval(q, g, query_ids, gallery_ids, chunk_size=64)
+    assert evaluate_retrieval(q.to(device), g.to(device), query_ids, gallery_ids, chunk_size=64) == on_cpu
+    assert evaluate_scores((q @ g.T).to(device), query_ids, gallery_ids) == on_cpu

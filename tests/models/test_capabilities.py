@@ -17,9 +17,9 @@ from xmbench.train.precision import PrecisionPolicy
 class Recording(PrecisionPolicy):
     entered: list = []
 
-    def context(self, component):
+    def context(self, component, device_type="cpu"):
         Recording.entered.append(component)
-        return super().context(component)
+        return super().context(component, device_type)
 
 
 def test_the_precision_policy_wraps_each_component_in_training_evaluation_and_latency(tiny_base, monkeypatch, tmp_path):
@@ -96,7 +96,7 @@ def test_defaults_for_a_model_without_capabilities():
 def test_the_reference_model_names_its_parts(tiny_config):
     model = build_reference(tiny_config, ("text", "image"))
     assert list(capabilities.components(model)) == ["tower/text", "tower/image", "head/text", "head/image"]
-    assert capabilities.component_of(model, "log_logit_scale") == "temperature"
+    assert capabilities.component_of(model, "temperature.log_scale") == "temperature"
     assert capabilities.component_of(model, "towers.image.backbone.x") == "tower/image"
     twin = capabilities.resized(model, "image", 48)
     assert twin is not model and twin.encode("image", {"pixel_values": torch.randn(2, 3, 48, 48)}).shape == (2, 16)

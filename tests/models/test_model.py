@@ -19,7 +19,7 @@ MODALITIES = ("text", "image", "audio")
 def test_lora_trains_only_adapters_heads_and_temperature(tiny_config):
     model = build_reference(tiny_config, MODALITIES)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    assert trainable and all("lora_" in n or n.startswith("heads.") or n == "log_logit_scale" for n in trainable)
+    assert trainable and all("lora_" in n or n.startswith("heads.") or n == "temperature.log_scale" for n in trainable)
     for modality in MODALITIES:  # query and value of each attention layer got LoRA A and B
         lora = [n for n in trainable if n.startswith(f"towers.{modality}.") and "lora_A" in n]
         assert len(lora) == 2 * 2  # 2 layers × (query, value)

@@ -96,7 +96,7 @@ def test_grad_norm_probe_matches_the_gradients_it_saw(tiny_setup):
             text = [p.grad for n, p in model.named_parameters() if n.startswith("towers.text.") and p.grad is not None]
             expected = math.sqrt(sum(float(g.pow(2).sum()) for g in text))
             assert probe.rows[-1]["tower/text"] == pytest.approx(expected, rel=1e-5)
-            assert probe.rows[-1]["temperature"] == pytest.approx(float(model.log_logit_scale.grad.abs()), rel=1e-5)
+            assert probe.rows[-1]["temperature"] == pytest.approx(float(model.temperature.log_scale.grad.abs()), rel=1e-5)
 
     train(model, train_split, config.train, seed=0, pairs=pairs, progress=False, callbacks=[probe, Check()])
     assert len(probe.rows) == config.train.steps

@@ -53,3 +53,11 @@ def test_shape_scaling_records_sizes_a_user_model_refuses(tiny_config):
 
     result = probe_shape_scaling(TextOnlyUpTo16(), tiny_config, batch_size=2, min_count=2, min_time_s=0.0)
     assert result["text"]["x"] == [8.0, 16.0] and "sequence too long" in result["text"]["errors"]["32"]
+
+
+def test_latency_is_timed_on_the_models_device(tiny_setup, device):
+    config, model, _, test_split, _ = tiny_setup
+    model.to(device)
+    timings = probe_latency(model, test_split, ["t2i"], [2], min_count=3, min_time_s=0.0)
+    assert {"encode.text.b2", "encode.image.b2", "query.t2i.b2"} <= set(timings)
+    assert all(min(m.samples) > 0 for m in timings.values())

@@ -21,7 +21,8 @@ def test_page_is_self_contained_with_every_plot():
     records = [record("a", 0, 0.4, 0.002, 900), record("a", 1, 0.5, 0.002, 910), record("b", 0, 0.6, 0.004, 950)]
     page = render_html(records, "| mark | x |")
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert [alt for alt, _ in images] == ["learning curves", "R@1 per direction", "pareto latency", "pareto memory"]
+    assert [alt for alt, _ in images] == ["learning curves", "R@1 per direction", "pareto latency", "pareto memory",
+                                          "pareto trainable parameters"]
     assert all(len(data) > 1000 for _, data in images)
     assert "<table" in page and "http" not in page.replace("http-equiv", "")  # nothing fetched from outside
     assert "Against the baseline" in page
@@ -48,7 +49,7 @@ def test_layout_keeps_cells_whole_and_long_text_wrapped():
     records = [record("a", 0, 0.4, 0.002, 900), record("a", 1, 0.5, 0.002, 910)]
     page = render_html(records, "x" * 500)
     assert "td { white-space: nowrap; }" in page and "white-space: pre-wrap" in page
-    assert page.count("a Pareto front needs two or more") == 2  # one variant: a note, not a lone dot
+    assert page.count("a Pareto front needs two or more") == 3  # one variant: a note, not a lone dot
 
 
 def test_intervals_of_percentages_stay_within_0_and_100():

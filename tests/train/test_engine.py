@@ -73,3 +73,14 @@ def test_a_diverging_temperature_stops_with_a_clear_error(tiny_config):
                                                                         steps=30))
     with pytest.raises(NonFiniteLossError, match=r"the logit scale became 0.0 at step \d+ \(temperature infinite\)"):
         run(config)
+
+
+def test_a_variant_trains_validates_and_evaluates_on_each_device(tiny_base, tmp_path, device):
+    from xmbench.bench.runner import run_suite
+    from xmbench.suite import parse_suite
+
+    base = {**tiny_base, "train": {**tiny_base["train"], "device": device}}
+    (record,) = run_suite(parse_suite({"suite": {"name": "dev"}, "base": base, "variants": {"a": {}}}), tmp_path / "r",
+                          tmp_path / "a", progress=False, isolate=False)
+    assert record.ok, record.error
+    assert [p["step"] for p in record.curve] == [3, 6] and record.metrics["t2i"]["n_queries"] == 120

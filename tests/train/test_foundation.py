@@ -7,7 +7,6 @@ def test_the_key_follows_the_pretraining_loss_and_pairs():
     reference = foundation_key(resolve({}))
     assert foundation_key(resolve({}, {"train.pairs": ["text-image", "text-audio"]})) != reference
     assert foundation_key(resolve({}, {"foundation.steps": 10})) != reference
-    assert foundation_key(resolve({}, {"model.embed_dim": 256})) != reference
 
 
 def test_what_does_not_shape_the_weights_keeps_the_key():
@@ -16,3 +15,24 @@ def test_what_does_not_shape_the_weights_keeps_the_key():
                       {"data.n_test": 99}, {"foundation.cache_dir": "/elsewhere"}, {"train.lr": 0.01},
                       {"profile.latency": True}):
         assert foundation_key(resolve({}, overrides)) == reference, overrides
+
+
+def test_a_new_projection_adapts_on_the_same_pretrained_towers(tiny_base):
+    """Heads, embedding size and temperature do not change the foundation: the variant's new parts start fresh."""
+    import torch
+
+    from xmbench.models.reference import build_reference
+
+    reference = resolve({})
+    for overrides in ({"model.head": "mlp"}, {"model.embed_dim": 256}, {"model.temperature": "per_pair"},
+                      {"model.audio.head": "layernorm_linear"}):
+        assert foundation_key(resolve({}, overrides)) == foundation_key(reference), overrides
+    config = resolve(tiny_base)
+    torch.manual_seed(0)
+    state = build_reference(config, ("text", "image", "audio"), adapters=dict.fromkeys(("text", "image", "audio"), "full"))
+    state = state.state_dict()  # as the foundation stage saves it: plain towers, no adapters
+    fresh = build_reference(resolve(tiny_base, {"model.embed_dim": 8, "model.temperature": "per_pair"}),
+                            ("text", "image", "audio"), state)
+    assert fresh.fresh_parts == ["heads.audio", "heads.image", "heads.text", "temperature.log_scales"]
+    assert torch.equal(fresh.state_dict()["towers.image.backbone.base_model.model.embeddings.cls_token"],
+                       state["towers.image.backbone.embeddings.cls_token"])

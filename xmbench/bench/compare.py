@@ -22,7 +22,7 @@ from xmbench.config import DIRECTIONS
 QUALITY_METRICS = ("R@1", "R@5", "R@10", "mAP")
 TIMINGS = ("query_latency_s", "step_time_s")  # always present
 TIMING_PREFIXES = ("encode.", "query.")  # the latency probes' timings
-EXACT_COSTS = ("trainable_params", "total_params", "adapter_bytes")  # always present
+EXACT_COSTS = ("trainable_params", "nonzero_trainable_params", "total_params", "adapter_bytes")
 EXACT_COST_PREFIXES = ("flops.", "mem.")  # the profile's FLOPs and memory-breakdown bytes
 ALPHA = 0.01  # significance of a timing test over the raw samples of single processes
 ALPHA_PROCESSES = 0.05  # significance of a test over per-process medians (few, independent)
@@ -91,7 +91,8 @@ def compare_variant(variant: str, current: list[Record], baseline: list[Record] 
             + _exact_costs(variant, current_ok, baseline_ok))
 
 
-def _per_query(record: Record, direction: str, metric: str) -> np.ndarray:
+def per_query(record: Record, direction: str, metric: str) -> np.ndarray:
+    """Each query's contribution to a quality metric: its hit (R@k, 0/1) or its average precision."""
     ranks = record.per_query[direction]
     if metric == "mAP":
         return np.asarray(ranks["ap"], dtype=float)
@@ -106,7 +107,7 @@ def _quality(variant: str, current: list[Record], baseline: list[Record]) -> lis
         for metric in QUALITY_METRICS:
             cur = [100 * r.metrics[direction][metric] for r in current]
             base = [100 * r.metrics[direction][metric] for r in baseline]
-            interval = _paired_interval(current, baseline, direction, metric)
+            interval = paired_interval(current, baseline, direction, metric)
             if interval is None:  # not the same queries: fall back to seeds alone
                 mark, note = _seed_mark(cur, base)
             else:
@@ -120,18 +121,25 @@ def _quality(variant: str, current: list[Record], baseline: list[Record]) -> lis
     return deltas
 
 
-def _paired_interval(current, baseline, direction, metric) -> tuple[float, float] | None:
-    """Bootstrap interval (points) of the per-query difference, averaged over shared seeds."""
+def paired_differences(current, baseline, direction, metric) -> np.ndarray | None:
+    """Per-query differences (current − baseline), averaged over the seeds both sides ran; None when
+    the two sides did not rank the same queries."""
     pairs = [(c, b) for c in current for b in baseline if c.seed == b.seed]
     if not pairs:
         pairs = list(zip(current, baseline))
     differences = []
     for c, b in pairs:
-        x, y = _per_query(c, direction, metric), _per_query(b, direction, metric)
+        x, y = per_query(c, direction, metric), per_query(b, direction, metric)
         if len(x) != len(y):
             return None
         differences.append(x - y)
-    return tuple(100 * v for v in paired_bootstrap(np.mean(differences, axis=0)))
+    return np.mean(differences, axis=0)
+
+
+def paired_interval(current, baseline, direction, metric) -> tuple[float, float] | None:
+    """Bootstrap interval (points) of the per-query difference, averaged over shared seeds."""
+    differences = paired_differences(current, baseline, direction, metric)
+    return None if differences is None else tuple(100 * v for v in paired_bootstrap(differences))
 
 
 def _seed_mark(current: list[float], baseline: list[float]) -> tuple[str, str]:

@@ -50,7 +50,7 @@ def _faulty_encode(encode, slowdown: float, noise: float):
         started = time.perf_counter()
         out = encode(modality, inputs)
         if noise:
-            out = F.normalize(out + noise * torch.randn(out.shape, generator=generator), dim=-1)
+            out = F.normalize(out + noise * torch.randn(out.shape, generator=generator).to(out.device), dim=-1)
         if slowdown:  # busy-wait: sleep's wake-up latency alone would add ~0.1 ms to a 2 ms path
             deadline = time.perf_counter() + slowdown * (time.perf_counter() - started)
             while time.perf_counter() < deadline:

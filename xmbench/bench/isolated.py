@@ -12,12 +12,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from pathlib import Path
+import threading
 
-from xmbench.bench.record import Record, read_record, slug, write_record
+from xmbench.bench.record import Record, read_record
 
 PRELOAD = ["torch", "transformers", "peft", "xmbench.bench.runner"]
 _context = None
+_starting = threading.Lock()
 
 
 def _fork_server():
@@ -28,19 +29,20 @@ def _fork_server():
     return _context
 
 
-def run(suite: str, variant, seed: int, records_dir: Path, artifacts_dir: Path, timeout_s: float) -> Record:
-    """Run the variant in a child process; return its record, or a failed one explaining why."""
+def run(job) -> Record:
+    """Run the job in a child process; return its record, or a failed one explaining why."""
     from xmbench.bench.worker import run_job
 
-    path = Path(records_dir) / suite / f"{slug(variant.name)}__seed{seed}.json"
+    path = job.record_path
     before = path.stat().st_mtime_ns if path.exists() else None
-    job = {"suite": suite, "variant": variant, "seed": seed, "records": str(Path(records_dir).resolve()),
-           "artifacts": str(Path(artifacts_dir).resolve()), "progress": False, "cwd": os.getcwd(), "runner_pid": os.getpid(),
-           "environ": {k: v for k, v in os.environ.items() if k.startswith(("XMBENCH_", "HF_", "OMP_", "MKL_"))}}
-    child = _fork_server().Process(target=run_job, args=(job,), name=f"xmbench {variant.name} seed {seed}")
-    child.start()
+    spec = {"job": job, "cwd": os.getcwd(), "runner_pid": os.getpid(),
+            "environ": {**{k: v for k, v in os.environ.items() if k.startswith(("XMBENCH_", "HF_", "OMP_", "MKL_"))},
+                        **job.environ}}
+    child = _fork_server().Process(target=run_job, args=(spec,), name=f"xmbench {job.variant.name} seed {job.seed}")
+    with _starting:  # several pool threads may start children at once
+        child.start()
     try:
-        child.join(timeout_s)
+        child.join(job.timeout_s)
     except BaseException:  # Ctrl-C: stop the child too; its record is whole or absent
         child.kill()
         child.join()
@@ -48,10 +50,10 @@ def run(suite: str, variant, seed: int, records_dir: Path, artifacts_dir: Path, 
     if child.is_alive():
         child.kill()
         child.join()
-        return _failed(suite, variant, seed, records_dir, f"Timeout: exceeded {timeout_s:.0f} s and was killed")
+        return job.fail(f"Timeout: exceeded {job.timeout_s:.0f} s and was killed")
     if path.exists() and path.stat().st_mtime_ns != before:
         return read_record(path)
-    return _failed(suite, variant, seed, records_dir, _why(child.exitcode))
+    return job.fail(_why(child.exitcode))
 
 
 def _why(code: int | None) -> str:
@@ -60,10 +62,3 @@ def _why(code: int | None) -> str:
         hint = " (the kernel's out-of-memory killer sends SIGKILL)" if -code == signal.SIGKILL else ""
         return f"Crash: the run's process was killed by {name}{hint}"
     return f"Crash: the run's process exited with code {code} without writing a record"
-
-
-def _failed(suite: str, variant, seed: int, records_dir: Path, error: str) -> Record:
-    record = Record(suite=suite, variant=variant.name, variant_id=variant.variant_id, seed=seed, status="failed",
-                    config=variant.record_config(), overrides=variant.overrides, error=error)
-    write_record(record, records_dir)
-    return record

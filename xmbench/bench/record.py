@@ -41,6 +41,7 @@ class Record:
     per_query: dict[str, dict[str, list]] = field(default_factory=dict)
     foundation: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)  # the profile stage: analyses shown in reports
+    reference: str | None = None  # the suite's reference variant, which reports compare this one with
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 

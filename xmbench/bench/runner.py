@@ -8,14 +8,14 @@ they combine, from those variants' artifacts.
 from __future__ import annotations
 
 import sys
-import time
 import traceback
 from pathlib import Path
 
 from tqdm import tqdm
 
-from xmbench.bench import env, isolated
-from xmbench.bench.record import DEFAULT_RECORDS, Record, read_record, slug, write_record
+from xmbench.bench import env
+from xmbench.bench.jobs import Job
+from xmbench.bench.record import DEFAULT_RECORDS, Record, read_record, slug
 from xmbench.errors import XmbenchError
 from xmbench.registry import load_builtins
 from xmbench.suite import DerivedVariant, Suite, Variant
@@ -25,43 +25,40 @@ DEFAULT_ARTIFACTS = Path(".xmbench") / "artifacts"
 
 def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: Path = DEFAULT_ARTIFACTS,
               force: bool = False, progress: bool = True, only: list[str] | None = None,
-              isolate: bool = True, timeout_s: float | None = None) -> list[Record]:
-    """Run every (variant, seed) of the suite, writing one record each; return the records.
+              isolate: bool = True, timeout_s: float | None = None, executor=None) -> list[Record]:
+    """Run every (variant, seed) of the suite, writing one record each; return the records in suite order.
 
     With `isolate`, each run is its own process with a timeout: a crash, an out-of-memory kill
     or a hang marks that run failed and the suite goes on. Without it, runs share this process
-    (faster to start; what the tests use).
+    (faster to start; what the tests use). `executor` (xmbench/bench/executors/) decides where
+    the runs go; by default one after another on this machine. Trained variants run first, then
+    the derived runs that combine them.
     """
+    from xmbench.bench.executors.local import LocalExecutor
+
     load_builtins()
     runs = [(v, s) for v, s in suite.runs() if not only or v.name in only]
-    records = []
-    bar = tqdm(total=len(runs), desc=f"suite {suite.name}", unit="run", disable=not progress)
+    executor = executor or LocalExecutor(isolate, progress)
+    records: dict[tuple[str, int], Record] = {}
+    jobs = []
     for index, (variant, seed) in enumerate(runs, start=1):
         label = f"[{index}/{len(runs)}] {variant.name} seed={seed}"
         record = None if force else _reusable(records_dir, suite.name, variant, seed, label)
         if record:
             _say(f"{label}: reusing complete record ({record.created_at})")
+            records[variant.name, seed] = record
         else:
-            _say(f"{label}: running")
-            started = time.perf_counter()
-            record = _run_one(suite, variant, seed, records_dir, artifacts_dir / suite.name, isolate, timeout_s, progress)
+            jobs.append(Job(suite.name, suite.reference, variant, seed, Path(records_dir), Path(artifacts_dir) / suite.name,
+                            timeout_s or suite.timeout_s, label))
+    bar = tqdm(total=len(runs), initial=len(records), desc=f"suite {suite.name}", unit="run", disable=not progress)
+    for wave in ([j for j in jobs if not j.derived], [j for j in jobs if j.derived]):
+        for job, record, seconds in executor.execute(wave, started=lambda job: _say(f"{job.label}: running")):
             outcome = "ok" if record.ok else f"FAILED: {record.error.splitlines()[0]}"
-            _say(f"{label}: {outcome} in {time.perf_counter() - started:.0f} s")
-        records.append(record)
-        bar.update(1)
+            _say(f"{job.label}: {outcome} in {seconds:.0f} s")
+            records[job.variant.name, job.seed] = record
+            bar.update(1)
     bar.close()
-    return records
-
-
-def _run_one(suite: Suite, variant, seed: int, records_dir: Path, artifacts_dir: Path, isolate: bool,
-             timeout_s: float | None, progress: bool) -> Record:
-    """One run, in a child process (which writes the record) or in this one."""
-    if isolate:
-        return isolated.run(suite.name, variant, seed, records_dir, artifacts_dir, timeout_s or suite.timeout_s)
-    record = run_variant(suite.name, variant, seed, artifacts_dir, progress)
-    record.env = env.capture(variant.config)
-    write_record(record, records_dir)
-    return record
+    return [records[v.name, s] for v, s in runs]
 
 
 def _say(message: str) -> None:

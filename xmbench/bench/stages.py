@@ -25,7 +25,7 @@ from xmbench.profile.measurement import Measurement
 from xmbench.profile.memory import PeakMemory
 from xmbench.profile.stage import run_profile, step_probes
 from xmbench.registry import CALLBACKS, TRANSFORMS, load_builtins
-from xmbench.train import checkpoint
+from xmbench.train import checkpoint, distributed
 from xmbench.train.engine import TrainResult, train
 from xmbench.train.step import TrainingStep
 
@@ -66,7 +66,8 @@ def train_model(model, config: RunConfig, data: RunData, seed: int, *, checkpoin
                 progress: bool, probes: dict) -> TrainResult:
     """The engine with the suite's callbacks and the profile's probes; resumes from this run's checkpoint."""
     pairs = trained_pairs(model, config, data)
-    callbacks = [CALLBACKS.bind(choice)() for choice in config.train.callbacks] + list(probes.values())
+    callbacks = ([CALLBACKS.bind(choice)() for choice in config.train.callbacks] + capabilities.training_callbacks(model)
+                 + list(probes.values()))
     validate = validator(config, data.val, pairs) if data.val is not None else None
     result = train(model, data.train, config.train, seed=seed, pairs=pairs, validate=validate,
                    checkpoint_dir=checkpoint_dir, checkpoint_identity=identity, progress=progress, callbacks=callbacks)
@@ -107,9 +108,10 @@ def validator(config: RunConfig, val_split: EncodedSplit, pairs):
         embeddings = {m: encode_split(model, val_split, m, config.eval.batch_size) for m in step.modalities}
         metrics, _ = evaluate_embeddings(embeddings, val_split, config.eval.directions, (1,), config.eval.chunk_size,
                                          model)
+        device = capabilities.device_of(model)  # the embeddings and the logit scales live there
         if "text" in embeddings:  # in the loss, the first caption of each item stands for it
-            embeddings["text"] = embeddings["text"][val_split.caption_offsets[:-1]]
-        items = torch.arange(len(val_split))
+            embeddings["text"] = embeddings["text"][val_split.caption_offsets[:-1].to(device)]
+        items = torch.arange(len(val_split), device=device)
         losses = [step.objective({m: e[i:i + size] for m, e in embeddings.items()},
                                  dict.fromkeys(embeddings, items[i:i + size])).total.item()
                   for i in range(0, len(val_split) - size + 1, size)]
@@ -151,6 +153,7 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
         "samples_per_s": statistics.median(s.samples_per_s for s in result.steps) if result.steps else None,
         "eval_wall_s": evaluation.seconds,
         "trainable_params": capabilities.count_parameters(model, trainable=True),
+        "nonzero_trainable_params": capabilities.count_nonzero(model),
         "total_params": capabilities.count_parameters(model),
         "adapter_bytes": adapter_bytes,
         **memory,
@@ -159,7 +162,8 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
 
     def train_again(extra_probes):  # a few more steps for the trace (the artifacts are saved already)
         steps = replace(config.train, steps=config.profile.trace_steps + 1, eval_every=0, checkpoint_every=0)
-        train(model, data.train, steps, seed=seed, pairs=pairs, progress=False, callbacks=extra_probes)
+        callbacks = capabilities.training_callbacks(model) + list(extra_probes)  # the adapters' own, as in training
+        train(model, data.train, steps, seed=seed, pairs=pairs, progress=False, callbacks=callbacks)
 
     profiled = run_profile(model, config, train_split=data.train, test_split=data.test, train_result=result,
                            probes=probes, pairs=pairs, embeddings=evaluation.embeddings, metrics=evaluation.metrics,
@@ -167,6 +171,9 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
                            train_again=train_again)
     timings.update(profiled["timings"])
     costs.update(profiled["costs"])
+    adapters = capabilities.adapter_stats(model)
+    if adapters:
+        profiled["profile"]["adapters"] = adapters
     return {
         "metrics": evaluation.metrics, "costs": costs, "timings": timings, "profile": profiled["profile"],
         "curve": [vars(p) for p in result.curve], "steps": [vars(s) for s in result.steps],
@@ -191,6 +198,9 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
     with memory.track():
         result = train_model(model, config, data, seed, checkpoint_dir=artifacts / "checkpoint",
                              identity=identity or f"{config.config_id()}:{seed}", progress=progress, probes=probes)
+    ranks = distributed.current()
+    if ranks and not ranks.is_main:
+        return {}  # rank 0 evaluates, profiles and records
     adapter_bytes = save_artifacts(model, artifacts, config, data.modalities, seed)
     model = apply_transforms(model, config)
     faults.inject(model)  # no-op unless XMBENCH_FAULT is set (validating the gates)
@@ -199,6 +209,9 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
         on_model(model, data.test)
     fields = measured_fields(model, config, data, seed, result, evaluation, probes, memory.result(), adapter_bytes,
                              artifacts)
+    if ranks:  # what the record's costs mean depends on how many ranks shared the batch
+        fields["costs"].update(ranks=ranks.world, global_batch=config.train.batch_size * ranks.world
+                               * config.train.accumulation, ddp_loss=config.train.ddp_loss)
     return {**fields, "foundation": foundation}
 
 

@@ -30,6 +30,17 @@ def paired_bootstrap(differences, n_resamples: int = 2000, seed: int = 0) -> tup
     return float(low), float(high)
 
 
+def paired_bootstrap_sum(differences: list, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of a sum of means of independent paired differences (e.g. rsum over directions,
+    each direction's queries resampled on their own)."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_resamples)
+    for d in (np.asarray(x, dtype=float) for x in differences):
+        total += d[rng.integers(0, len(d), size=(n_resamples, len(d)))].mean(axis=1)
+    low, high = np.percentile(total, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def mann_whitney_u(a, b) -> float:
     """Two-sided p-value of the Mann-Whitney U test (normal approximation with tie correction)."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

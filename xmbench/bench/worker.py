@@ -11,7 +11,6 @@ import os
 import sys
 import threading
 import time
-from pathlib import Path
 
 
 def exit_with(pid: int, interval_s: float = 0.5) -> None:
@@ -34,17 +33,15 @@ def exit_with(pid: int, interval_s: float = 0.5) -> None:
     threading.Thread(target=watch, daemon=True, name="xmbench-runner-watch").start()
 
 
-def run_job(job: dict) -> None:
-    exit_with(job["runner_pid"])
-    os.environ.update(job["environ"])
-    os.chdir(job["cwd"])
-    if job["cwd"] not in sys.path:  # user models named by import path live in the working folder
-        sys.path.insert(0, job["cwd"])
+def run_job(spec: dict) -> None:
+    exit_with(spec["runner_pid"])
+    os.environ.update(spec["environ"])
+    os.chdir(spec["cwd"])
+    if spec["cwd"] not in sys.path:  # user models named by import path live in the working folder
+        sys.path.insert(0, spec["cwd"])
+    threads = os.environ.get("XMBENCH_THREADS")
+    if threads:  # an executor's share of the CPU for this run
+        import torch
 
-    from xmbench.bench.env import capture
-    from xmbench.bench.record import write_record
-    from xmbench.bench.runner import run_variant
-
-    record = run_variant(job["suite"], job["variant"], job["seed"], Path(job["artifacts"]), progress=job["progress"])
-    record.env = capture(job["variant"].config)
-    write_record(record, Path(job["records"]))
+        torch.set_num_threads(int(threads))
+    spec["job"].run_here(progress=False)

@@ -43,6 +43,7 @@ def analyse_alignment(embeddings: dict[str, torch.Tensor], row_items: dict[str, 
     `row_items[m]` gives, for each embedding row of modality m, the item it belongs to (captions
     map to their item; image and audio rows are items), so positives pair up across modalities.
     """
+    embeddings = {m: e.detach().cpu() for m, e in embeddings.items()}  # small: the analysis runs on the CPU
     modalities = [m for m in ("text", "image", "audio") if m in embeddings]
     matrix = {q: {g: None for g in modalities} for q in modalities}
     for direction, values in metrics.items():

@@ -21,7 +21,7 @@ from xmbench.models import capabilities
 from xmbench.models.model import to_device
 
 COUNTING_MAX_POSITIVES = 32  # above this, sorting a row beats one counting pass per positive
-RANKING_BLOCK_SCORES = 256 * 1024  # rows ranked at once hold ~1 MiB of scores: the passes stay in cache
+RANKING_BLOCK_SCORES = 256 * 1024  # CPU: rows ranked at once hold ~1 MiB of scores: the passes stay in cache
 TIE_POLICY = "pessimistic"
 LETTER_MODALITY = {v: k for k, v in MODALITY_LETTER.items()}
 
@@ -98,19 +98,25 @@ def _check_rows(n_queries: int, n_gallery: int, query_ids, gallery_ids) -> None:
 
 @torch.inference_mode()  # the chunks are computed here, as they are consumed: never tracked by autograd
 def _rank_score_chunks(chunks, query_ids, gallery_ids, n_gallery: int) -> QueryRanks:
-    """Ranks, AP and AP@10 of each query from (first row, score block) chunks in row order."""
+    """Ranks, AP and AP@10 of each query from (first row, score block) chunks in row order.
+
+    Ranking runs on the device the scores are on; on a GPU a whole chunk is one block (the
+    CPU's cache-sized blocks would only multiply kernel launches there).
+    """
     positive_index, n_pos = _positive_index(query_ids, gallery_ids)
     first, ap, ap10 = [], [], []
     rank = _ranks_by_counting if positive_index.shape[1] <= COUNTING_MAX_POSITIVES else _ranks_by_sorting
-    block = max(16, RANKING_BLOCK_SCORES // max(n_gallery, 1))
     for chunk_start, chunk in chunks:
+        device = chunk.device
+        block = len(chunk) if device.type != "cpu" else max(16, RANKING_BLOCK_SCORES // max(n_gallery, 1))
         for offset in range(0, len(chunk), block):
             start, scores = chunk_start + offset, chunk[offset:offset + block]
-            ranks = rank(scores, positive_index[start:start + len(scores)])
-            block_ap, block_ap10 = _average_precisions(ranks, n_pos[start:start + len(scores)])
-            first.append(ranks[:, 0])
-            ap.append(block_ap)
-            ap10.append(block_ap10)
+            rows = slice(start, start + len(scores))
+            ranks = rank(scores, positive_index[rows].to(device))
+            block_ap, block_ap10 = _average_precisions(ranks, n_pos[rows].to(device))
+            first.append(ranks[:, 0].cpu())
+            ap.append(block_ap.cpu())
+            ap10.append(block_ap10.cpu())
     return QueryRanks(torch.cat(first).numpy(), torch.cat(ap).numpy(), torch.cat(ap10).numpy(), n_pos.numpy(), n_gallery)
 
 
@@ -143,20 +149,20 @@ def _ranks_by_counting(scores: torch.Tensor, positive_index: torch.Tensor) -> to
                             for j in range(pos_scores.shape[1])], 1).long()
     positives_at_least = (pos_scores.unsqueeze(1) >= pos_scores.unsqueeze(2)).sum(2)
     negatives_at_least = at_least - positives_at_least
-    ranks = torch.arange(1, pos_scores.shape[1] + 1) + negatives_at_least
+    ranks = torch.arange(1, pos_scores.shape[1] + 1, device=scores.device) + negatives_at_least
     return ranks.masked_fill(~valid.sort(dim=1, descending=True).values, 0)
 
 
 def _ranks_by_sorting(scores: torch.Tensor, positive_index: torch.Tensor) -> torch.Tensor:
     """Same result as counting: negatives first, then a stable sort by score puts them ahead on ties."""
     valid = positive_index >= 0
-    is_pos = torch.zeros_like(scores, dtype=torch.bool)
+    is_pos = torch.zeros_like(scores, dtype=torch.bool)  # on the scores' device
     rows, slots = valid.nonzero(as_tuple=True)
     is_pos[rows, positive_index[rows, slots]] = True
     negatives_first = torch.argsort(is_pos.to(torch.int8), dim=1, stable=True)
     by_score = torch.argsort(scores.gather(1, negatives_first), dim=1, descending=True, stable=True)
     ranked_is_pos = is_pos.gather(1, negatives_first.gather(1, by_score))
-    positions = torch.arange(1, scores.shape[1] + 1).expand_as(scores)
+    positions = torch.arange(1, scores.shape[1] + 1, device=scores.device).expand_as(scores)
     ranks = torch.where(ranked_is_pos, positions, scores.shape[1] + 1).sort(dim=1).values[:, :positive_index.shape[1]]
     return ranks.masked_fill(ranks > scores.shape[1], 0)
 
@@ -164,7 +170,7 @@ def _ranks_by_sorting(scores: torch.Tensor, positive_index: torch.Tensor) -> tor
 def _average_precisions(ranks: torch.Tensor, n_pos: torch.Tensor, cutoff: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """AP over the full ranking, and AP@cutoff normalised by min(positives, cutoff)."""
     valid = ranks > 0
-    precision = torch.arange(1, ranks.shape[1] + 1) / ranks.clamp(min=1).double()
+    precision = torch.arange(1, ranks.shape[1] + 1, device=ranks.device) / ranks.clamp(min=1).double()
     precision = precision.masked_fill(~valid, 0.0)
     ap = precision.sum(1) / n_pos
     ap_at = precision.masked_fill(ranks > cutoff, 0.0).sum(1) / n_pos.clamp(max=cutoff)
@@ -228,8 +234,9 @@ def encode_split(model, split, modality: str, batch_size: int = 64) -> torch.Ten
         for i in range(0, len(order), batch_size):
             batch = capabilities.encode(model, modality, to_device(split.rows(modality, order[i:i + batch_size]), device))
             capabilities.check_finite(modality, batch, first_row=i)
-            batches.append(batch.cpu())
-        return torch.cat(batches).float()[torch.argsort(order)]  # back to row order
+            batches.append(batch)
+        # kept on the model's device: evaluation ranks there, and the loss of validation computes there
+        return torch.cat(batches).float()[torch.argsort(order).to(device)]  # back to row order
     finally:
         if was_training:
             capabilities.set_training(model, True)

@@ -2,7 +2,7 @@
 
 The folder holds `run.json` (the resolved config, modalities and seed that built the model), the
 reference model's peft adapters in peft's own format (`adapters/<modality>/`), its heads and
-temperature (`heads.safetensors`) and any other trained tensor (`trained.safetensors`: fully
+temperature state (`heads.safetensors`) and any other trained tensor (`trained.safetensors`: fully
 fine-tuned or non-peft adapter weights). A user model saves its trainable tensors, or its own
 artifacts if it offers `save_artifacts`/`load_artifacts`. Rebuilding gives identical embeddings.
 """
@@ -66,11 +66,10 @@ def save_reference(model, directory: Path) -> int:
             tower.backbone.save_pretrained(str(target))
             adapter_bytes += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
             covered |= {f"towers.{modality}.backbone.{n}" for n, p in tower.backbone.named_parameters() if p.requires_grad}
-    heads = {f"heads.{k}": v.detach().contiguous() for k, v in model.heads.state_dict().items()}
-    heads["log_logit_scale"] = model.log_logit_scale.detach().reshape(1)
+    heads = {f"{part}.{k}": v.detach().contiguous() for part in ("heads", "temperature")
+             for k, v in getattr(model, part).state_dict().items()}
     save_file(heads, str(directory / HEADS_FILE))
     rest = {k: v for k, v in _trainable_state(model).items() if k not in covered and k not in heads}
-    rest.pop("log_logit_scale", None)
     if rest:
         save_file(rest, str(directory / TRAINED_FILE))
         adapter_bytes += sum(v.numel() * v.element_size() for k, v in rest.items() if k.startswith("towers."))
@@ -88,10 +87,10 @@ def load_reference(model, directory: Path) -> None:
             result = set_peft_model_state_dict(tower.backbone, load_peft_weights(str(folder)))
             if getattr(result, "unexpected_keys", None):
                 raise XmbenchError(f"{folder}: adapter weights do not fit this model: {result.unexpected_keys[:3]}")
-    heads = load_file(str(directory / HEADS_FILE))
-    with torch.no_grad():
-        model.log_logit_scale.copy_(heads.pop("log_logit_scale").reshape(()))
-    model.heads.load_state_dict({k.removeprefix("heads."): v for k, v in heads.items()})
+    saved = load_file(str(directory / HEADS_FILE))
+    for part in ("heads", "temperature"):
+        getattr(model, part).load_state_dict({k.removeprefix(f"{part}."): v for k, v in saved.items()
+                                              if k.startswith(f"{part}.")})
     if (directory / TRAINED_FILE).exists():
         _load_trainable(model, load_file(str(directory / TRAINED_FILE)), directory / TRAINED_FILE)
 

@@ -73,6 +73,12 @@ def after_optimizer_step(model) -> None:
         method()
 
 
+def grad_scaler(model, device: torch.device):
+    """A gradient scaler when the model computes in fp16 (its precision policy says), else None."""
+    method = getattr(model, "grad_scaler", None)
+    return method(device.type) if callable(method) else None
+
+
 def can_score(model) -> bool:
     """True when the model scores query–gallery pairs itself (fusion, re-ranking)."""
     return callable(getattr(model, "score", None))
@@ -96,6 +102,30 @@ def component_of(model, parameter_name: str) -> str:
     """The part a parameter belongs to: the model's answer, else the first part of its name."""
     method = getattr(model, "component_of", None)
     return method(parameter_name) if callable(method) else parameter_name.split(".")[0]
+
+
+def training_callbacks(model) -> list:
+    """Callbacks the model's own techniques need while training (e.g. AdaLoRA's rank allocation)."""
+    method = getattr(model, "training_callbacks", None)
+    return list(method()) if callable(method) else []
+
+
+def adapter_stats(model) -> dict:
+    """What the model's adapters report of themselves (effective ranks, gates); {} when nothing."""
+    method = getattr(model, "adapter_stats", None)
+    return method() if callable(method) else {}
+
+
+def projection_weights(model) -> dict[str, torch.Tensor]:
+    """Each modality's projection into the shared space, for regularisers; {} when the model has none to offer."""
+    method = getattr(model, "projection_weights", None)
+    return method() if callable(method) else {}
+
+
+def count_nonzero(model, trainable: bool = True) -> int:
+    """Non-zero elements of the (trainable) parameters: what a sparse adapter really stores."""
+    chosen = trainable_parameters(model) if trainable else parameters(model)
+    return sum(int(torch.count_nonzero(p.detach())) for p in chosen)
 
 
 def resized(model, modality: str, size: float):

@@ -56,13 +56,22 @@ def build_model(config: RunConfig, modalities: tuple[str, ...], seed: int, progr
         seed_everything(seed)
         return load_user_model(config), {}
     from xmbench.models.reference import build_reference
+    from xmbench.train import distributed
     from xmbench.train.foundation import foundation_state
 
     state, foundation = None, {}
     if config.foundation.enabled:
+        ranks = distributed.current()
+        if ranks and not ranks.is_main:
+            distributed.barrier()  # rank 0 pretrains (or finds) the foundation; the others then read its cache
         state, foundation = foundation_state(config, progress)
+        if ranks and ranks.is_main:
+            distributed.barrier()
     seed_everything(seed)  # adapter initialisation depends on the run seed only
-    return build_reference(config, modalities, state), foundation
+    model = build_reference(config, modalities, state)
+    if model.fresh_parts:  # the variant's own projection or temperature: not in the foundation
+        foundation["fresh"] = model.fresh_parts
+    return model, foundation
 
 
 def load_user_model(config: RunConfig) -> CrossModalModel:

@@ -7,7 +7,6 @@ and parameter groups, its artifacts, and twins for other input sizes.
 from __future__ import annotations
 
 import dataclasses
-import math
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from xmbench.config import RunConfig
-from xmbench.registry import ADAPTERS, HEADS, PRECISIONS, TOWERS
+from xmbench.registry import ADAPTERS, HEADS, PRECISIONS, TEMPERATURES, TOWERS
 
 
 class Tower(nn.Module):
@@ -53,49 +52,60 @@ class PrecomputedTower(nn.Module):
 
 
 class ReferenceModel(nn.Module):
-    """Towers with adapters, projection heads, and a learnable temperature clamped from below."""
+    """Towers with adapters, projection heads, and a temperature (a registered technique)."""
 
-    def __init__(self, towers: dict[str, nn.Module], heads: dict[str, nn.Module], temperature: float,
-                 min_temperature: float, precision=None, config: RunConfig | None = None):
+    def __init__(self, towers: dict[str, nn.Module], heads: dict[str, nn.Module], temperature: nn.Module,
+                 precision=None, config: RunConfig | None = None):
         super().__init__()
+        self.temperature = temperature  # registered first: its parameters lead the model's order
         self.towers = nn.ModuleDict(towers)
         self.heads = nn.ModuleDict(heads)
-        self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
-        self.max_log_logit_scale = math.log(1.0 / min_temperature)
         self.modalities = tuple(towers)
         self.precision = precision or PRECISIONS.bind(PRECISIONS.default("fp32"))()
         self.config = config  # what built it: twins for other input sizes are built from it
 
     def encode(self, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         # profiler scopes: the trace and its per-tower split read these names
-        with record_function(f"tower/{modality}"), self.precision.context(f"tower/{modality}"):
+        device_type = next(iter(inputs.values())).device.type
+        with record_function(f"tower/{modality}"), self.precision.context(f"tower/{modality}", device_type):
             features = self.towers[modality](inputs)
-        with record_function(f"projection/{modality}"), self.precision.context(f"head/{modality}"):
+        with record_function(f"projection/{modality}"), self.precision.context(f"head/{modality}", device_type):
             return F.normalize(self.heads[modality](features).float(), dim=-1)
-
-    @property
-    def logit_scale(self) -> torch.Tensor:
-        return self.log_logit_scale.exp()
 
     # -- capabilities ------------------------------------------------------------------------
     def logit_scales(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
-        """One learnable scale shared by every pair (computed once, so its gradient sums over pairs)."""
-        scale = self.logit_scale
-        return {f"{a}-{b}": scale for a, b in pairs}
+        return self.temperature.scales(pairs)
 
     def after_optimizer_step(self) -> None:
-        with torch.no_grad():
-            self.log_logit_scale.clamp_(max=self.max_log_logit_scale)
+        self.temperature.clamp()
+
+    def grad_scaler(self, device_type: str):
+        """The precision policy's gradient scaler (fp16), or None."""
+        return self.precision.grad_scaler(device_type)
 
     def components(self) -> dict[str, nn.Module]:
         """tower/<modality> and head/<modality>: profiler scopes, memory breakdown, parameter groups."""
         return {**{f"tower/{m}": t for m, t in self.towers.items()}, **{f"head/{m}": h for m, h in self.heads.items()}}
 
+    def training_callbacks(self) -> list:
+        """Callbacks the adapters need during training (e.g. AdaLoRA's rank allocation): each tower's
+        backbone may list them in an `xmbench_callbacks` attribute."""
+        return [c for t in self.towers.values() for c in getattr(t.backbone, "xmbench_callbacks", [])]
+
+    def adapter_stats(self) -> dict:
+        """What each tower's adapter reports of itself (e.g. effective ranks): `xmbench_stats()` of a backbone."""
+        return {m: t.backbone.xmbench_stats() for m, t in self.towers.items() if hasattr(t.backbone, "xmbench_stats")}
+
+    def projection_weights(self) -> dict[str, torch.Tensor]:
+        """The weight of each head's last linear map into the shared space (orthogonality regularisers)."""
+        return {m: [layer for layer in head.modules() if isinstance(layer, nn.Linear)][-1].weight
+                for m, head in self.heads.items()}
+
     def component_of(self, parameter_name: str) -> str:
         parts = parameter_name.split(".")
         if parts[0] in ("towers", "heads") and len(parts) > 1:
             return f"{parts[0][:-1]}/{parts[1]}"
-        return "temperature" if parts[0] == "log_logit_scale" else parts[0]
+        return parts[0]  # temperature
 
     def save_artifacts(self, directory: Path) -> int:
         from xmbench.models.artifacts import save_reference
@@ -124,16 +134,33 @@ class ReferenceModel(nn.Module):
         """The frozen tower of `modality` stood in for by its outputs on every row of `split`
         (inputs are then row numbers: `split.as_row_indices(modality)`), restored afterwards."""
         tower = self.towers[modality]
+        device = next(tower.parameters()).device
         with torch.no_grad():  # not inference_mode: the features later feed layers that train
             tower.eval()
             rows = torch.arange(split.n_rows(modality))
-            features = torch.cat([tower(split.rows(modality, rows[i:i + batch_size]))
+            features = torch.cat([tower({k: v.to(device) for k, v in split.rows(modality, rows[i:i + batch_size]).items()})
                                   for i in range(0, len(rows), batch_size)])
         self.towers[modality] = PrecomputedTower(modality, features)
         try:
             yield self
         finally:
             self.towers[modality] = tower
+
+
+def load_foundation(model: ReferenceModel, state: dict[str, torch.Tensor]) -> list[str]:
+    """The pretrained weights into the model; returns the parts that start fresh instead.
+
+    Every tower weight must be there (the foundation covers all three modalities; a dataset may
+    have fewer). Heads and temperature load when the variant's match the foundation's (the
+    reference projection); otherwise they keep their fresh initialisation.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k.startswith("towers.") and k not in state]
+    if missing:
+        raise ValueError(f"foundation checkpoint lacks {len(missing)} tower weights, e.g. {missing[0]}")
+    loadable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(loadable, strict=False)
+    return sorted({".".join(k.split(".")[:2]) for k in own if k not in loadable})
 
 
 def build_reference(config: RunConfig, modalities: tuple[str, ...],
@@ -149,17 +176,11 @@ def build_reference(config: RunConfig, modalities: tuple[str, ...],
     for m in modalities:
         tower_cfg = getattr(model_cfg, m)
         towers[m] = TOWERS.get(tower_cfg.arch)(tower_cfg.size, config.data, tower_cfg.dropout)
-    make_head = HEADS.bind(model_cfg.head)
-    heads = {m: make_head(towers[m].hidden_size, model_cfg.embed_dim) for m in modalities}
-    model = ReferenceModel(towers, heads, model_cfg.temperature, model_cfg.min_temperature,
-                           PRECISIONS.bind(config.train.precision)(), config)
-    if foundation_state is not None:
-        # the foundation covers all three modalities; a dataset may have fewer
-        own = model.state_dict()
-        missing = [k for k in own if k not in foundation_state]
-        if missing:
-            raise ValueError(f"foundation checkpoint lacks {len(missing)} weights, e.g. {missing[0]}")
-        model.load_state_dict({k: v for k, v in foundation_state.items() if k in own})
+    heads = {m: HEADS.bind(getattr(model_cfg, m).head or model_cfg.head)(towers[m].hidden_size, model_cfg.embed_dim)
+             for m in modalities}
+    temperature = TEMPERATURES.bind(model_cfg.temperature)(list(config.train.pairs))
+    model = ReferenceModel(towers, heads, temperature, PRECISIONS.bind(config.train.precision)(), config)
+    model.fresh_parts = load_foundation(model, foundation_state) if foundation_state is not None else []
     for m in modalities:
         adapter = getattr(model_cfg, m).adapter
         if adapters and m in adapters:

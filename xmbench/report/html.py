@@ -8,6 +8,7 @@ from xmbench.report import plots, profile
 from xmbench.report.frame import records_frame
 from xmbench.report.markdown import cost_table_frame, quality_table_frame
 from xmbench.report.profile import has_profile
+from xmbench.report.techniques import reference_of, technique_frame
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -48,11 +49,17 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
             continue
         parts.append("<h3>Retrieval (percent, mean ± std over seeds)</h3>" + _table(quality_table_frame(group)))
         parts.append("<h3>Costs</h3>" + _table(cost_table_frame(group)))
+        techniques = technique_frame(suite_records)
+        if len(techniques):
+            parts.append(f"<h3>Techniques against the reference <code>{html.escape(reference_of(suite_records))}</code></h3>"
+                         "<p class='note'>Δ in points, paired over the same test queries and seeds, 95% bootstrap "
+                         "interval; an interval that contains 0 is not significant.</p>" + _table(techniques))
         parts.append("<h3>Learning curves</h3>" + _img(plots.learning_curves(suite_records), "learning curves"))
         parts.append("<h3>R@1 per direction</h3>" + _img(plots.direction_bars(group), "R@1 per direction"))
         parts.append("<h3>Pareto: quality against latency and memory</h3>")
         for cost, label, alt in (("query_latency_ms", "query latency p50 (ms)", "pareto latency"),
-                                 ("peak_rss_mb", "peak RSS while training (MiB)", "pareto memory")):
+                                 ("peak_rss_mb", "peak RSS while training (MiB)", "pareto memory"),
+                                 ("trainable_params", "trainable parameters", "pareto trainable parameters")):
             variants = group[group.status == "ok"].dropna(subset=[cost]).variant.nunique() if cost in group else 0
             if variants < 2:
                 parts.append(f"<p class='note'>{label}: {variants} variant measured — a Pareto front needs two or more.</p>")

@@ -7,6 +7,7 @@ from xmbench.bench.record import Record
 from xmbench.config import DIRECTIONS
 from xmbench.report.frame import COSTS, QUALITY, records_frame
 from xmbench.report.profile import has_profile, render_record_profile
+from xmbench.report.techniques import technique_table
 
 
 def _mean_std(values: pd.Series, scale: float, digits: int) -> str:
@@ -70,6 +71,9 @@ def render_markdown(records: list[Record]) -> str:
         parts.append("Costs: adaptation run (median step time; peak RSS while training) and the online query "
                      "path (p50 of encoding one query, scoring it against the gallery, top-10).\n")
         parts.append(cost_table(group) + "\n")
+        techniques = technique_table([r for r in records if r.suite == suite])
+        if techniques:
+            parts.append(techniques)
         failed = group[group.status != "ok"]
         if len(failed):
             parts.append("Failed runs:\n")

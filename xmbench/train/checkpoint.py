@@ -1,7 +1,8 @@
 """Resumable checkpoints of a training run: everything the next step depends on, written atomically.
 
 A checkpoint holds the trainable tensors, the optimizer, the sampler, the run's own generators
-(captions, augmentations), torch's global generator and the log so far, plus the identity of the run (config id and seed):
+(captions, augmentations), the state of callbacks that keep one (`state_dict`/`load_state_dict`),
+torch's global generator and the log so far, plus the identity of the run (config id and seed):
 a checkpoint of another config is never resumed. It is read with `weights_only=True`, so a
 checkpoint folder can be shared without unpickling arbitrary code.
 """
@@ -19,13 +20,14 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def save(directory: Path, identity: str, step: int, result: dict, model, optimizer, sampler,
-         generators: dict[str, torch.Generator]) -> None:
+         generators: dict[str, torch.Generator], callbacks=()) -> None:
     """Atomic: a crash mid-write leaves the previous checkpoint intact."""
     directory.mkdir(parents=True, exist_ok=True)
     state = {"identity": identity, "step": step, "result": result,
              "model": {n: p.detach().clone() for n, p in capabilities.named_parameters(model) if p.requires_grad},
              "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
-             "generators": {name: g.get_state() for name, g in generators.items()}, "torch_rng": torch.get_rng_state()}
+             "generators": {name: g.get_state() for name, g in generators.items()}, "torch_rng": torch.get_rng_state(),
+             "callbacks": {str(i): c.state_dict() for i, c in enumerate(callbacks) if hasattr(c, "state_dict")}}
     path = directory / CHECKPOINT
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -33,7 +35,7 @@ def save(directory: Path, identity: str, step: int, result: dict, model, optimiz
 
 
 def load(directory: Path, identity: str, model, optimizer, sampler,
-         generators: dict[str, torch.Generator]) -> tuple[int, dict] | None:
+         generators: dict[str, torch.Generator], callbacks=()) -> tuple[int, dict] | None:
     """Restore the run from its checkpoint; None when there is none for this identity."""
     path = directory / CHECKPOINT
     if not path.exists():
@@ -53,6 +55,9 @@ def load(directory: Path, identity: str, model, optimizer, sampler,
     sampler.load_state_dict(state["sampler"])
     for name, generator in generators.items():
         generator.set_state(state["generators"][name])
+    for i, callback in enumerate(callbacks):
+        if str(i) in state.get("callbacks", {}) and hasattr(callback, "load_state_dict"):
+            callback.load_state_dict(state["callbacks"][str(i)])
     torch.set_rng_state(state["torch_rng"])
     return state["step"], state["result"]
 

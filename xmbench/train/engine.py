@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from xmbench.models import capabilities
 from xmbench.models.model import to_device
 from xmbench.profile.phases import Phases
 from xmbench.registry import AUGMENTATIONS, SAMPLERS, SCHEDULES
-from xmbench.train import checkpoint
+from xmbench.train import checkpoint, distributed
 from xmbench.train.hooks import Callbacks, TrainState
 from xmbench.train.optim import ParameterGroups, set_learning_rate
 from xmbench.train.step import Batch, TrainingStep
@@ -39,6 +40,7 @@ class StepLog:
     seconds: float
     samples_per_s: float
     pair_losses: dict[str, float]  # every named part of the objective (pairs, regularisers)
+    notes: dict = field(default_factory=dict)  # what callbacks report at this step (schedules, masks)
 
 
 @dataclass
@@ -77,14 +79,21 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
     """Train `model` in place; resumes from `checkpoint_dir` when it holds this run's checkpoint.
 
     `callbacks` (xmbench.train.hooks.Callback: the suite's registered callbacks and the profile's
-    probes) see every phase of every step and may steer training through the TrainState.
+    probes) see every phase of every step and may steer training through the TrainState. Under
+    torchrun (xmbench.train.distributed) every rank draws the same global batch, trains on its
+    slice under DDP, and only rank 0 validates and writes checkpoints.
     """
-    step_fn = TrainingStep(model, cfg, pairs, teacher)
+    ranks = distributed.current()
+    ddp = distributed.wrap(model, ranks) if ranks else None
+    world = ranks.world if ranks else 1
+    main = ranks is None or ranks.is_main
+    step_fn = TrainingStep(model, cfg, pairs, teacher, ddp=ddp, ranks=ranks)
     groups = ParameterGroups(model, cfg.lr_scale)
     optimizer = groups.build(cfg)
     clipped = groups.trainable()
-    sampler = SAMPLERS.bind(cfg.sampler)(train_split.ids, cfg.batch_size, seed)
+    sampler = SAMPLERS.bind(cfg.sampler)(train_split.ids, cfg.batch_size * world, seed)  # the global batch
     schedule = SCHEDULES.bind(cfg.schedule)
+    scaler = capabilities.grad_scaler(model, capabilities.device_of(model))  # fp16: loss scaling against underflow
     caption_generator = torch.Generator().manual_seed(seed + 1)
     augmentations = [AUGMENTATIONS.bind(choice)(train_split) for choice in cfg.augment]
     augment_generator = torch.Generator().manual_seed(seed + 2)
@@ -96,17 +105,26 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
         groups.sync(optimizer)
         clipped[:] = groups.trainable()
 
-    state = TrainState(model, optimizer, step_fn, sampler, cfg.steps, refresh_parameters=refresh_parameters)
+    probe_generator = torch.Generator().manual_seed(seed + 3)
+
+    def draw_batch(n: int):  # for callbacks that measure the model on data (curricula)
+        rows = torch.randperm(len(train_split), generator=probe_generator)[:n]
+        return make_batch(train_split, rows, step_fn.modalities, probe_generator, device)
+
+    state = TrainState(model, optimizer, step_fn, sampler, cfg.steps, refresh_parameters=refresh_parameters, seed=seed,
+                       draw_batch=draw_batch)
+    generators = {"captions": caption_generator, "augment": augment_generator, "probe": probe_generator}
     result, start = TrainResult(), 0
     if checkpoint_dir is not None:
-        resumed = checkpoint.load(checkpoint_dir, checkpoint_identity, model, optimizer, sampler,
-                                  {"captions": caption_generator, "augment": augment_generator})
+        resumed = checkpoint.load(checkpoint_dir, checkpoint_identity, model, optimizer, sampler, generators,
+                                  hooks.callbacks)
         if resumed:
             start, result = resumed[0], TrainResult.from_dict(resumed[1])
     capabilities.set_training(model, True)
     began = time.perf_counter() - result.wall_s
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, leave=False,
                desc="train", unit="step")
+    state.step = start  # a resumed run's callbacks start where it stopped
     hooks.on_train_start(state)
     try:
         for step in bar:
@@ -116,48 +134,63 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
             with phases("data"):  # item rows of this step and their inputs (already preprocessed tensors)
                 rows = [sampler.next() for _ in range(cfg.accumulation)]
                 micro = [make_batch(train_split, r, step_fn.modalities, caption_generator, device) for r in rows]
+                if ranks:  # every rank drew the same global batch: each trains on its own slice
+                    micro = [b.rank_slice(ranks.rank, world) for b in micro]
                 for augment in augmentations:
                     micro = [augment(batch, augment_generator) for batch in micro]
                 lr = cfg.lr * schedule(step, cfg.steps, cfg.warmup_steps)
                 set_learning_rate(optimizer, lr)
             losses, parts = [], {}
             for index, batch in enumerate(micro):
-                with phases("forward"):  # each modality once, then the objective over every pair
-                    out = step_fn(batch, step, state.progress)
-                    losses.append(out.total.item())  # sync point on GPU: the one host read of a micro-batch
-                _check_finite(losses[-1], step, out)
-                with phases("backward"):
-                    if index == 0:
-                        optimizer.zero_grad(set_to_none=True)
-                    if out.total.requires_grad:  # a model with nothing to train is still measured
-                        (out.total if cfg.accumulation == 1 else out.total / cfg.accumulation).backward()
+                # DDP averages gradients at the last micro-batch's backward only
+                sync = ddp.no_sync() if ddp is not None and index < len(micro) - 1 else nullcontext()
+                with sync:
+                    with phases("forward"):  # each modality once, then the objective over every pair
+                        out = step_fn(batch, step, state.progress)
+                        value = out.total.item()  # sync point on GPU: the one host read of a micro-batch
+                        losses.append(distributed.mean(value) if step_fn.local_loss and ranks else value)
+                    _check_finite(losses[-1], step, out)
+                    with phases("backward"):
+                        if index == 0:
+                            optimizer.zero_grad(set_to_none=True)
+                        if out.total.requires_grad:  # a model with nothing to train is still measured
+                            loss = out.total if cfg.accumulation == 1 else out.total / cfg.accumulation
+                            (scaler.scale(loss) if scaler else loss).backward()
                 for name, value in out.parts.items():
                     parts[name] = parts.get(name, 0.0) + value.item() / cfg.accumulation
                 if out.per_item is not None:
                     sampler.observe(rows[index], out.per_item)
+            if scaler:
+                scaler.unscale_(optimizer)  # probes and clipping see the true gradients; inf/NaN skips the step
             hooks.after_backward(state)
             with phases("optimizer"):
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(clipped, cfg.grad_clip)
-                optimizer.step()
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 capabilities.after_optimizer_step(model)
             seconds = time.perf_counter() - t0
             loss_value = sum(losses) / len(losses)
             items = sum(len(r) for r in rows)
-            log = StepLog(step, loss_value, lr, _temperature(model, step_fn.pairs, step), seconds, items / seconds, parts)
+            log = StepLog(step, loss_value, lr, _temperature(model, step_fn.pairs, step), seconds, items / seconds, parts,
+                          dict(state.notes))
             result.steps.append(log)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
             hooks.on_step_end(state, log)
+            log.notes = dict(state.notes)  # what the callbacks noted at this step's end too
             if on_step:
                 on_step(log)
             done = step + 1
-            if validate and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+            if main and validate and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
                 result.curve.append(_curve_point(done, result, validate(model), cfg.eval_every))
                 hooks.on_validation(state, result.curve[-1])
-            if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            if main and checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                 result.wall_s = time.perf_counter() - began
                 checkpoint.save(checkpoint_dir, checkpoint_identity, done, result.to_dict(), model, optimizer, sampler,
-                                {"captions": caption_generator, "augment": augment_generator})
+                                generators, hooks.callbacks)
     finally:
         hooks.on_train_end(state)
         bar.close()

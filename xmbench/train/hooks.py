@@ -51,6 +51,10 @@ class TrainState:
     total_steps: int
     step: int = 0
     refresh_parameters: Callable[[], None] = field(default=lambda: None)
+    notes: dict[str, Any] = field(default_factory=dict)  # what callbacks set to appear in this step's log
+    seed: int = 0  # the run's seed: callbacks that draw at random mix it in
+    # draw_batch(n) -> a Batch of n training items from a generator of its own (the sampler's stream is untouched)
+    draw_batch: Callable[[int], Any] | None = None
 
     @property
     def progress(self) -> float:

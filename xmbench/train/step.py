@@ -26,6 +26,13 @@ class Batch:
     def __len__(self) -> int:
         return len(next(iter(self.item_ids.values())))
 
+    def rank_slice(self, rank: int, world: int) -> Batch:
+        """This rank's share of a global batch: rows rank·B … (rank+1)·B of every modality."""
+        size = len(self) // world
+        rows = slice(rank * size, (rank + 1) * size)
+        return Batch({m: {k: v[rows] for k, v in x.items()} for m, x in self.inputs.items()},
+                     {m: ids[rows] for m, ids in self.item_ids.items()})
+
 
 @dataclass
 class LossInput:
@@ -39,13 +46,15 @@ class LossInput:
     step: int = 0
     progress: float = 0.0  # step / total steps, for schedules inside a loss (curricula)
     teacher: dict[str, torch.Tensor] | None = None  # a teacher's embeddings of the same rows (distillation)
+    local_rows: slice | None = None  # on several ranks with the local loss: this rank's rows of the global batch
 
-    def logits(self, a: str, b: str) -> torch.Tensor:
-        """Scaled similarities of every a-row with every b-row: the model's `score`, else dot products."""
-        scale = self.logit_scales[f"{a}-{b}"]
+    def logits(self, a: str, b: str, rows: slice | None = None) -> torch.Tensor:
+        """Scaled similarities of the a-rows (all, or `rows`) with every b-row: the model's `score`, else dot products."""
+        scale = self.logit_scales[f"{a}-{b}" if f"{a}-{b}" in self.logit_scales else f"{b}-{a}"]
+        queries = self.embeddings[a] if rows is None else self.embeddings[a][rows]
         if capabilities.can_score(self.model):
-            return scale * capabilities.similarity(self.model, a, self.embeddings[a], b, self.embeddings[b])
-        return scale * self.embeddings[a] @ self.embeddings[b].T  # (scale·a)·bᵀ: the order CLIP computes in
+            return scale * capabilities.similarity(self.model, a, queries, b, self.embeddings[b])
+        return scale * queries @ self.embeddings[b].T  # (scale·a)·bᵀ: the order CLIP computes in
 
 
 @dataclass
@@ -72,8 +81,9 @@ class TrainingStep:
     (curricula, modality masks); `teacher` maps a Batch to a teacher's embeddings.
     """
 
-    def __init__(self, model, cfg: TrainConfig, pairs: list[tuple[str, str]], teacher=None):
+    def __init__(self, model, cfg: TrainConfig, pairs: list[tuple[str, str]], teacher=None, ddp=None, ranks=None):
         self.model = model
+        self.ddp, self.ranks, self.local_loss = ddp, ranks, cfg.ddp_loss == "local"
         self.loss = LOSSES.bind(cfg.loss)
         self.regularizers = [(choice.name, REGULARIZERS.bind(choice)) for choice in cfg.regularizers]
         self.pairs = list(pairs)
@@ -86,16 +96,33 @@ class TrainingStep:
 
     def __call__(self, batch: Batch, step: int = 0, progress: float = 0.0) -> StepOutput:
         """Encode the batch (each modality once) and return the objective."""
+        if self.ddp is not None:
+            return self._distributed(batch, step, progress)
         embeddings = {m: capabilities.encode(self.model, m, batch.inputs[m]) for m in self.modalities}
         capabilities.check_same_width(self.model, embeddings)
         teacher = self.teacher(batch) if self.teacher else None
         return self.objective(embeddings, batch.item_ids, step, progress, teacher)
 
+    def _distributed(self, batch: Batch, step: int, progress: float) -> StepOutput:
+        """This rank's rows encoded under DDP, then the objective over the global batch gathered from every rank."""
+        from xmbench.train import distributed
+
+        local, scales = self.ddp({m: batch.inputs[m] for m in self.modalities}, self.pairs)
+        capabilities.check_same_width(self.model, local)
+        embeddings = {m: distributed.gather(e) for m, e in local.items()}
+        item_ids = {m: distributed.gather_plain(batch.item_ids[m]) for m in self.modalities}
+        teacher = self.teacher(batch) if self.teacher else None
+        if teacher is not None:
+            teacher = {m: distributed.gather_plain(e) for m, e in teacher.items()}
+        size = len(batch)
+        rows = slice(self.ranks.rank * size, (self.ranks.rank + 1) * size) if self.local_loss else None
+        return self.objective(embeddings, item_ids, step, progress, teacher, scales, rows)
+
     def objective(self, embeddings: dict[str, torch.Tensor], item_ids: dict[str, torch.Tensor], step: int = 0,
-                  progress: float = 0.0, teacher=None) -> StepOutput:
+                  progress: float = 0.0, teacher=None, scales=None, local_rows: slice | None = None) -> StepOutput:
         """The loss over encoded rows, weighed and regularised: validation calls this on its embeddings."""
-        inputs = LossInput(embeddings, item_ids, capabilities.logit_scales(self.model, self.pairs), self.pairs,
-                           self.model, step, progress, teacher)
+        scales = scales if scales is not None else capabilities.logit_scales(self.model, self.pairs)
+        inputs = LossInput(embeddings, item_ids, scales, self.pairs, self.model, step, progress, teacher, local_rows)
         out = self.loss(inputs)
         total = self._weighted(out.parts)
         parts = dict(out.parts)

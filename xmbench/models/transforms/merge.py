@@ -6,11 +6,21 @@ from xmbench.registry import TRANSFORMS
 
 @TRANSFORMS.register("merge")
 def merge(model, options):
-    """Merge peft adapters into the base weights (W + B·A·alpha/r): same embeddings, no adapter at inference."""
+    """Merge low-rank adapters into the base weights (W + ΔW): peft's and SoRA's; same embeddings, no adapter at inference.
+
+    Parallel and bottleneck adapters add a non-linear branch: they cannot be folded into a weight and stay.
+    """
+    import torch
     from peft import PeftModel
 
-    parents = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
-               if isinstance(child, PeftModel)]
-    for parent, name, child in parents:
-        setattr(parent, name, child.merge_and_unload())
+    from xmbench.models.adapters._layers import GatedLoraLinear
+
+    children = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()]
+    for parent, name, child in children:
+        if isinstance(child, PeftModel):
+            setattr(parent, name, child.merge_and_unload())
+        elif isinstance(child, GatedLoraLinear):
+            with torch.no_grad():
+                child.base.weight += child.delta_weight()
+            setattr(parent, name, child.base)
     return model

@@ -12,6 +12,12 @@ def infonce(inputs, options):
 
     parts, per_item = {}, []
     for a, b in inputs.pairs:
+        if inputs.local_rows is not None:  # several ranks, local loss: this rank's rows as queries, both ways
+            rows = inputs.local_rows
+            target = torch.arange(rows.start, rows.stop, device=inputs.embeddings[a].device)
+            parts[f"{a}-{b}"] = (F.cross_entropy(inputs.logits(a, b, rows), target)
+                                 + F.cross_entropy(inputs.logits(b, a, rows), target)) / 2
+            continue
         logits = inputs.logits(a, b)
         target = torch.arange(len(logits), device=logits.device)
         parts[f"{a}-{b}"] = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2

@@ -14,8 +14,8 @@ class PrecisionPolicy:
 
     name = "fp32"
 
-    def context(self, component: str):
-        """The context `component` (tower/<m>, head/<m>) computes in."""
+    def context(self, component: str, device_type: str = "cpu"):
+        """The context `component` (tower/<m>, head/<m>) computes in on a device of this type."""
         return nullcontext()
 
     def grad_scaler(self, device_type: str):

@@ -1,0 +1,123 @@
+"""Every technique of a suite against its reference variant (`suite.reference`), paired over queries.
+
+Each variant is compared with the reference on the same test queries and the same seeds: the
+per-query differences (averaged over the seeds both ran) are bootstrapped, so an interval that
+excludes 0 is a real change and one that straddles it is said to be "not significant". Δ rsum
+resamples each direction's queries independently and sums. Costs sit beside quality: trainable
+(and non-zero trainable) parameters, adapter bytes, step time, encode latency per tower.
+"""
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import pandas as pd
+
+from xmbench.bench.compare import paired_differences
+from xmbench.bench.stats import paired_bootstrap, paired_bootstrap_sum
+from xmbench.config import DIRECTIONS
+
+RSUM_KS = ("R@1", "R@5", "R@10")
+
+
+def reference_of(records) -> str | None:
+    names = {r.reference for r in records if r.reference}
+    return names.pop() if len(names) == 1 else None
+
+
+def technique_frame(records) -> pd.DataFrame:
+    """One row per variant of a suite with a reference: Δ quality with intervals and verdicts, costs."""
+    reference = reference_of(records)
+    ok = [r for r in records if r.ok]
+    base = [r for r in ok if r.variant == reference]
+    if not reference or not base:
+        return pd.DataFrame()
+    rows = []
+    for variant in dict.fromkeys(r.variant for r in ok):
+        runs = [r for r in ok if r.variant == variant]
+        row = {"variant": variant + (" (reference)" if variant == reference else ""), "seeds": len(runs)}
+        if variant != reference:
+            row.update(_quality_deltas(runs, base))
+        row.update(_costs(runs))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _quality_deltas(runs, base) -> dict:
+    directions = [d for d in DIRECTIONS if all(d in r.per_query for r in runs + base)]
+    row: dict = {}
+    rsum_parts = []
+    for direction in directions:
+        for metric in RSUM_KS:
+            differences = paired_differences(runs, base, direction, metric)
+            if differences is None:
+                return {"Δ rsum": "different test queries: not comparable"}
+            rsum_parts.append(100 * differences)
+    if rsum_parts:
+        low, high = paired_bootstrap_sum(rsum_parts)
+        row["Δ rsum"] = _cell(float(sum(p.mean() for p in rsum_parts)), low, high)
+    for direction in directions:
+        differences = 100 * paired_differences(runs, base, direction, "R@1")
+        row[f"Δ {direction} R@1"] = _cell(float(differences.mean()), *paired_bootstrap(differences))
+    return row
+
+
+def _cell(delta: float, low: float, high: float) -> str:
+    verdict = "not significant" if low <= 0 <= high else ("better" if low > 0 else "worse")
+    return f"{delta:+.1f} [{low:+.1f}, {high:+.1f}] {verdict}"
+
+
+def _costs(runs) -> dict:
+    first = runs[0]
+    row = {"trainable": first.costs.get("trainable_params"), "non-zero": first.costs.get("nonzero_trainable_params"),
+           "adapter bytes": first.costs.get("adapter_bytes")}
+    steps = [r.costs["step_time_s"] for r in runs if r.costs.get("step_time_s")]
+    row["step ms"] = f"{1e3 * statistics.median(steps):.0f}" if steps else "–"
+    for name, p50 in _encode_latency(runs).items():
+        row[name] = p50
+    row.update(_geometry(runs))
+    return row
+
+
+def _geometry(runs) -> dict:
+    """Mean alignment over modality pairs and mean uniformity over modalities (Wang & Isola; lower is
+    better for both), medians over seeds: what embedding-space techniques are meant to move."""
+    analyses = [r.profile.get("alignment") for r in runs if r.profile.get("alignment")]
+    if not analyses:
+        return {}
+    alignment = [np.mean([p["alignment"] for p in a["pairs"].values()]) for a in analyses]
+    uniformity = [np.mean(list(a["uniformity"].values())) for a in analyses]
+    return {"alignment": f"{statistics.median(alignment):.3f}", "uniformity": f"{statistics.median(uniformity):.3f}"}
+
+
+def _encode_latency(runs) -> dict[str, str]:
+    """p50 ms of each tower's encoder at the smallest probed batch, median over seeds."""
+    names = sorted({n for r in runs for n in r.timings if n.startswith("encode.")},
+                   key=lambda n: (n.split(".")[1], int(n.split(".b")[-1])))
+    smallest: dict[str, str] = {}
+    for name in names:
+        smallest.setdefault(name.split(".")[1], name)
+    cells = {}
+    for modality, name in smallest.items():
+        p50 = statistics.median(r.timings[name]["p50"] for r in runs if name in r.timings)
+        cells[f"encode {modality} {name.split('.')[-1]} ms"] = f"{1e3 * p50:.2f}"
+    return cells
+
+
+def technique_table(records) -> str:
+    frame = technique_frame(records)
+    if frame.empty:
+        return ""
+    reference = reference_of(records)
+    return (f"Techniques against the reference `{reference}`: Δ in points, paired over the same test queries "
+            f"and seeds, 95% bootstrap interval, and the verdict (an interval that contains 0 is not "
+            f"significant).\n\n" + frame.to_markdown(index=False) + "\n")
+
+
+def quality_and_cost_points(records) -> pd.DataFrame:
+    """Mean rsum and trainable parameters per variant: the points of the quality–cost Pareto plot."""
+    ok = [r for r in records if r.ok]
+    rows = [{"variant": v, "quality": float(np.mean([r.metrics.get("rsum", np.nan) for r in ok if r.variant == v])),
+             "trainable_params": next(r.costs.get("trainable_params") for r in ok if r.variant == v)}
+            for v in dict.fromkeys(r.variant for r in ok)]
+    return pd.DataFrame(rows).set_index("variant") if rows else pd.DataFrame()
