@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from xmbench.errors import ConfigError
 from xmbench.registry import Choice
-from xmbench.schema import NON_NEGATIVE, POSITIVE, PROBABILITY, Named, changes, load, merge, technique, to_tree
+from xmbench.schema import NON_NEGATIVE, POSITIVE, PROBABILITY, Named, Range, changes, load, merge, technique, to_tree
 
 MODALITIES = ("text", "image", "audio")
 DIRECTIONS = ("t2i", "i2t", "t2a", "a2t", "i2a", "a2i")
@@ -73,6 +73,7 @@ class ModelConfig:
     embed_dim: PositiveInt = 512
     head: Choice = technique("head", "linear")
     temperature: Choice = technique("temperature", "learnable")  # init 0.07, clamped at 0.01 as CLIP
+    fusion: Choice | None = field(default=None, metadata={"kind": "fusion"})  # a cross-modal re-ranker on top
     text: TowerConfig = field(default_factory=lambda: TowerConfig(arch="minilm"))
     image: TowerConfig = field(default_factory=lambda: TowerConfig(arch="vit"))
     audio: TowerConfig = field(default_factory=lambda: TowerConfig(arch="ast"))
@@ -85,10 +86,15 @@ class TrainConfig:
     steps: Count = 100
     batch_size: PositiveInt = 32  # items per micro-batch
     accumulation: PositiveInt = 1  # micro-batches per optimizer step (gradient accumulation)
+    # plain: the loss of each micro-batch on its own (in-batch negatives of that micro-batch); cached
+    # (GradCache): every micro-batch embedded without gradients, the loss over the whole batch, then
+    # each micro-batch re-encoded with the loss's gradient — the gradients of one big batch
+    accumulation_mode: Literal["plain", "cached"] = "plain"
     lr: Annotated[float, NON_NEGATIVE] = 1e-3
     # lr multipliers of parameter groups, by component pattern: {"tower/*" = 0.5, temperature = 0}.
     # Components: tower/<modality>, head/<modality>, temperature (the reference model's names).
     lr_scale: dict[str, Annotated[float, NON_NEGATIVE]] = field(default_factory=dict)
+    layer_decay: Annotated[float, Range(0, 1, low_open=True)] = 1.0  # layer-wise lr decay within towers; 1: off
     weight_decay: Annotated[float, NON_NEGATIVE] = 0.01
     warmup_steps: Count = 10
     schedule: Choice = technique("schedule", "cosine")
@@ -101,6 +107,7 @@ class TrainConfig:
     augment: list[Choice] = technique("augmentation")  # on the fly, in order, every training batch
     precision: Choice = technique("precision", "fp32")
     callbacks: list[Choice] = technique("callback")
+    teacher: str = ""  # a variant of the same suite whose trained model teaches this one (distillation; same seed)
     eval_every: Count = 50  # steps between validation points of the learning curve; 0: none
     checkpoint_every: Count = 0  # steps between resumable checkpoints; 0: none
     threads: Count = 0  # torch intra-op threads; 0 keeps torch's default

@@ -33,6 +33,9 @@ class Entry:
     builder: Callable[..., Any]
     options: type  # a dataclass; its defaults are the technique's defaults
     summary: str
+    # learnable values the technique owns, {name: initial value} from its options (a loss's bias);
+    # the training step holds them and the optimizer trains them as component "loss"
+    parameters: Callable[[Any], dict[str, float]] | None = None
 
     def option_rows(self) -> list[tuple[str, str, Any, str]]:
         """(name, type, default, doc) of each option; docs from the options class's "Attributes:" lines."""
@@ -81,10 +84,12 @@ class Registry:
         self.selector = selector  # the key of a technique table that names it: name, or method for adapters
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, options: type = NoOptions, summary: str = "") -> Callable[[Callable], Callable]:
+    def register(self, name: str, options: type = NoOptions, summary: str = "",
+                 parameters: Callable[[Any], dict[str, float]] | None = None) -> Callable[[Callable], Callable]:
         """Decorator registering `builder` under `name`; the first docstring line is the summary.
 
         The builder is called with the stage's arguments and then `options=` the technique's options.
+        `parameters(options) -> {name: initial value}` declares learnable scalars the technique owns.
         """
         if not dataclasses.is_dataclass(options):
             raise TypeError(f"{self.kind} '{name}': options must be a dataclass, got {options!r}")
@@ -92,7 +97,7 @@ class Registry:
         def add(builder: Callable) -> Callable:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._entries[name] = Entry(name, builder, options, summary or first_line(builder.__doc__))
+            self._entries[name] = Entry(name, builder, options, summary or first_line(builder.__doc__), parameters)
             return builder
 
         return add
@@ -137,6 +142,7 @@ TOWERS = Registry("tower", "model.<modality>.arch")
 ADAPTERS = Registry("adapter", "model.<modality>.adapter", selector="method")
 HEADS = Registry("head", "model.head")
 TEMPERATURES = Registry("temperature", "model.temperature")
+FUSIONS = Registry("fusion", "model.fusion")
 LOSSES = Registry("loss", "train.loss")
 REGULARIZERS = Registry("regularizer", "train.regularizers")
 SCHEDULES = Registry("schedule", "train.schedule")
@@ -147,7 +153,7 @@ AUGMENTATIONS = Registry("augmentation", "train.augment")
 TRANSFORMS = Registry("transform", "transforms")
 DERIVED = Registry("derived", "derived.<name>")
 
-ALL_REGISTRIES = (DATASETS, TOWERS, ADAPTERS, HEADS, TEMPERATURES, LOSSES, REGULARIZERS, SCHEDULES, SAMPLERS, PRECISIONS,
+ALL_REGISTRIES = (DATASETS, TOWERS, ADAPTERS, HEADS, TEMPERATURES, FUSIONS, LOSSES, REGULARIZERS, SCHEDULES, SAMPLERS, PRECISIONS,
                   CALLBACKS, AUGMENTATIONS, TRANSFORMS, DERIVED)
 BY_KIND = {r.kind: r for r in ALL_REGISTRIES}
 
@@ -155,7 +161,7 @@ BY_KIND = {r.kind: r for r in ALL_REGISTRIES}
 # module in it whose name does not start with "_").
 BUILTIN_MODULES = (
     "xmbench.data.datasets", "xmbench.models.towers", "xmbench.models.adapters", "xmbench.models.heads",
-    "xmbench.models.temperatures",
+    "xmbench.models.temperatures", "xmbench.models.fusion",
     "xmbench.train.losses", "xmbench.train.regularizers", "xmbench.train.schedules", "xmbench.train.samplers",
     "xmbench.train.precision", "xmbench.train.callbacks", "xmbench.data.augment", "xmbench.models.transforms",
     "xmbench.derived",

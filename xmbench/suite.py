@@ -15,7 +15,7 @@ import hashlib
 import itertools
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,22 @@ TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "derived", "gates
 
 @dataclass(frozen=True)
 class Variant:
-    """One resolved configuration of a suite; its id changes whenever its config does."""
+    """One resolved configuration of a suite; its id changes whenever its config does (or its teacher's)."""
 
     name: str
     config: RunConfig
     overrides: dict[str, Any]
+    teacher_id: str = ""  # the id of the variant that teaches this one (train.teacher): it shapes the results too
 
     @property
     def variant_id(self) -> str:
-        return self.config.config_id()
+        if not self.teacher_id:
+            return self.config.config_id()
+        return hashlib.sha256(f"{self.config.config_id()}:{self.teacher_id}".encode()).hexdigest()[:12]
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return (self.config.train.teacher,) if self.config.train.teacher else ()
 
     def record_config(self) -> dict[str, Any]:
         return self.config.to_dict()
@@ -65,6 +72,10 @@ class DerivedVariant:
     def variant_id(self) -> str:
         identity = {"derived": to_tree(self.technique, "derived"), "inputs": list(self.input_ids)}
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        return self.inputs
 
     def record_config(self) -> dict[str, Any]:
         return {"derived": to_tree(self.technique, "derived"), "inputs": dict(zip(self.inputs, self.input_ids)),
@@ -200,4 +211,29 @@ def expand(base: dict[str, Any], variants: dict[str, Any], matrix: dict[str, Any
             except ConfigError as exc:
                 raise ConfigError(f"variant '{label}': {exc}") from None
             expanded.append(Variant(label, config, overrides))
-    return expanded
+    return with_teachers(expanded)
+
+
+def with_teachers(variants: list[Variant]) -> list[Variant]:
+    """Check each `train.teacher` names another variant, without cycles; fold the teacher's id into the student's."""
+    by_name = {v.name: v for v in variants}
+    for variant in variants:
+        seen, name = [variant.name], variant.config.train.teacher
+        while name:
+            if name not in by_name:
+                raise ConfigError(f"variant '{variant.name}': train.teacher: no variant '{name}'"
+                                  f"{did_you_mean(name, by_name)}; known: {', '.join(by_name)}")
+            if name in seen:
+                raise ConfigError(f"variant '{variant.name}': train.teacher: {' → '.join(seen + [name])} is a cycle")
+            seen.append(name)
+            name = by_name[name].config.train.teacher
+    resolved: dict[str, Variant] = {}
+
+    def resolve_one(variant: Variant) -> Variant:
+        if variant.name not in resolved:
+            teacher = variant.config.train.teacher
+            resolved[variant.name] = replace(variant, teacher_id=resolve_one(by_name[teacher]).variant_id) \
+                if teacher else variant
+        return resolved[variant.name]
+
+    return [resolve_one(v) for v in variants]

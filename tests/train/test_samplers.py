@@ -1,4 +1,5 @@
 """Samplers see item ids and per-item statistics; gradient accumulation draws several micro-batches a step."""
+import pytest
 import torch
 
 from xmbench.config import resolve
@@ -95,3 +96,33 @@ def test_augmentations_transform_every_training_batch_reproducibly(tiny_base, mo
     plain = train(build_reference(config, split.modalities), split, resolve(tiny_base).train, seed=0, pairs=PAIRS,
                   progress=False).steps
     assert [s.loss for s in plain] != losses[0]
+
+
+def test_cached_accumulation_gives_the_gradients_of_one_big_batch(tiny_base):
+    """GradCache: two micro-batches of 8 embedded, one loss over 16, re-encoded: the gradients of a batch of 16."""
+    from xmbench.train.hooks import Callback
+
+    class Capture(Callback):
+        grads = None
+
+        def after_backward(self, state):
+            if self.grads is None:
+                self.grads = {n: p.grad.clone() for n, p in state.model.named_parameters() if p.grad is not None}
+
+    def first_step(overrides):
+        config = resolve(tiny_base, {"train.steps": 1, **overrides})
+        split = load_split(config.data, "train")
+        torch.manual_seed(0)
+        capture = Capture()
+        result = train(build_reference(config, split.modalities), split, config.train, seed=0, pairs=PAIRS,
+                       progress=False, callbacks=[capture])
+        return result.steps[0], capture.grads
+
+    big, big_grads = first_step({"train.batch_size": 16})
+    cached, cached_grads = first_step({"train.batch_size": 8, "train.accumulation": 2, "train.accumulation_mode": "cached"})
+    plain, plain_grads = first_step({"train.batch_size": 8, "train.accumulation": 2})
+    assert cached.loss == pytest.approx(big.loss, rel=1e-6) and round(cached.samples_per_s * cached.seconds) == 16
+    for name, grad in big_grads.items():
+        assert (cached_grads[name] - grad).norm() <= 1e-5 * grad.norm(), name
+    # plain accumulation averages two 8-item losses: other negatives, other gradients
+    assert plain.loss != pytest.approx(big.loss, rel=1e-3)

@@ -51,7 +51,7 @@ def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: 
             jobs.append(Job(suite.name, suite.reference, variant, seed, Path(records_dir), Path(artifacts_dir) / suite.name,
                             timeout_s or suite.timeout_s, label))
     bar = tqdm(total=len(runs), initial=len(records), desc=f"suite {suite.name}", unit="run", disable=not progress)
-    for wave in ([j for j in jobs if not j.derived], [j for j in jobs if j.derived]):
+    for wave in waves(jobs):
         for job, record, seconds in executor.execute(wave, started=lambda job: _say(f"{job.label}: running")):
             outcome = "ok" if record.ok else f"FAILED: {record.error.splitlines()[0]}"
             _say(f"{job.label}: {outcome} in {seconds:.0f} s")
@@ -59,6 +59,20 @@ def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: 
             bar.update(1)
     bar.close()
     return [records[v.name, s] for v, s in runs]
+
+
+def waves(jobs: list[Job]) -> list[list[Job]]:
+    """Jobs in the order their inputs allow: each wave needs only the artifacts of earlier waves
+    (a taught variant after its teacher, a derived run after the variants it combines)."""
+    names = {job.variant.name for job in jobs}
+    done: set[str] = set()
+    remaining, ordered = list(jobs), []
+    while remaining:
+        ready = [j for j in remaining if all(d in done or d not in names for d in j.variant.depends_on)]
+        ordered.append(ready)
+        done |= {j.variant.name for j in ready}
+        remaining = [j for j in remaining if j not in ready]
+    return ordered
 
 
 def _say(message: str) -> None:
@@ -76,10 +90,10 @@ def _reusable(records_dir: Path, suite: str, variant, seed: int, label: str) -> 
     if record is None or not record.ok or record.variant_id != variant.variant_id:
         return None
     why = env.reuse_refusal(record.env, variant.config)
-    if why is None and isinstance(variant, DerivedVariant):
-        inputs = [_stored(records_dir, suite, name, seed) for name in variant.inputs]
+    if why is None and variant.depends_on:
+        inputs = [_stored(records_dir, suite, name, seed) for name in variant.depends_on]
         if any(r is None or r.created_at > record.created_at for r in inputs):
-            why = "an input variant was run again since"
+            why = "a variant it is built from (its teacher, its inputs) was run again since"
     if why:
         _say(f"{label}: not reusing the stored record: {why}")
         return None
@@ -119,7 +133,8 @@ def run_variant(suite: str, variant: Variant | DerivedVariant, seed: int, artifa
                                    f"which are missing (did that variant fail?)")
             outcome = execute_derived(variant.technique, inputs, variant.config, seed, artifacts, progress, on_model)
         else:
-            outcome = execute(variant.config, seed, artifacts, progress, on_model, f"{variant.variant_id}:{seed}")
+            teacher = artifact_dir(artifacts_dir, variant.config.train.teacher, seed) if variant.config.train.teacher else None
+            outcome = execute(variant.config, seed, artifacts, progress, on_model, f"{variant.variant_id}:{seed}", teacher)
     except XmbenchError as exc:
         return Record(status="failed", error=f"{type(exc).__name__}: {exc}", **base)
     except Exception as exc:  # noqa: BLE001 — a crashing variant must not stop the suite

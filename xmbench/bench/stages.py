@@ -62,15 +62,34 @@ def prepare_model(config: RunConfig, data: RunData, seed: int, progress: bool = 
     return capabilities.move(model, resolve_device(config.train.device)), foundation
 
 
+def load_teacher(folder: Path, config: RunConfig):
+    """The teaching variant rebuilt from its artifacts: a function from a batch to its embeddings (no gradient)."""
+    from xmbench.errors import XmbenchError
+    from xmbench.models.artifacts import load_artifacts
+
+    if not (folder / "run.json").exists():
+        raise XmbenchError(f"train.teacher: the teacher '{config.train.teacher}' has no trained artifacts at {folder} "
+                           f"(did it fail?)")
+    teacher = apply_transforms(load_artifacts(folder, resolve_device(config.train.device)), config)
+    capabilities.set_training(teacher, False)
+
+    @torch.no_grad()
+    def embed(batch) -> dict[str, torch.Tensor]:
+        return {m: capabilities.encode(teacher, m, x) for m, x in batch.inputs.items() if m in teacher.modalities}
+
+    return embed
+
+
 def train_model(model, config: RunConfig, data: RunData, seed: int, *, checkpoint_dir: Path | None, identity: str,
-                progress: bool, probes: dict) -> TrainResult:
+                progress: bool, probes: dict, teacher=None) -> TrainResult:
     """The engine with the suite's callbacks and the profile's probes; resumes from this run's checkpoint."""
     pairs = trained_pairs(model, config, data)
     callbacks = ([CALLBACKS.bind(choice)() for choice in config.train.callbacks] + capabilities.training_callbacks(model)
                  + list(probes.values()))
     validate = validator(config, data.val, pairs) if data.val is not None else None
     result = train(model, data.train, config.train, seed=seed, pairs=pairs, validate=validate,
-                   checkpoint_dir=checkpoint_dir, checkpoint_identity=identity, progress=progress, callbacks=callbacks)
+                   checkpoint_dir=checkpoint_dir, checkpoint_identity=identity, progress=progress, callbacks=callbacks,
+                   teacher=teacher)
     if checkpoint_dir is not None:
         checkpoint.remove(checkpoint_dir)
     return result
@@ -183,7 +202,7 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
 
 
 def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True, on_model=None,
-            identity: str = "") -> dict:
+            identity: str = "", teacher: Path | None = None) -> dict:
     """data → model → train → transforms → evaluate → profile; returns the record fields it measured.
 
     `on_model(model, test_split)` is called with the final model (the pytest plugin times it).
@@ -195,9 +214,11 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
     model, foundation = prepare_model(config, data, seed, progress)
     probes = step_probes(config)
     memory = PeakMemory()
+    taught = load_teacher(teacher, config) if teacher else None
     with memory.track():
         result = train_model(model, config, data, seed, checkpoint_dir=artifacts / "checkpoint",
-                             identity=identity or f"{config.config_id()}:{seed}", progress=progress, probes=probes)
+                             identity=identity or f"{config.config_id()}:{seed}", progress=progress, probes=probes,
+                             teacher=taught)
     ranks = distributed.current()
     if ranks and not ranks.is_main:
         return {}  # rank 0 evaluates, profiles and records

@@ -18,7 +18,7 @@ import torch
 
 from xmbench.schema import changes
 
-DATA_VERSION = 1  # bump when generation or preprocessing changes, so stale splits are not reused
+DATA_VERSION = 2  # bump when generation or preprocessing changes, so stale splits are not reused
 
 
 def cache_root(override: str = "") -> Path:

@@ -45,6 +45,7 @@ class EncodedSplit:
     caption_offsets: torch.Tensor | None  # (n_items + 1,) captions of item i: offsets[i]:offsets[i+1]
     image: dict[str, torch.Tensor] | None  # pixel_values: (n_items, 3, H, W)
     audio: dict[str, torch.Tensor] | None  # input_values: (n_items, frames, n_mels)
+    hard_negative_of: list[int] | None = None  # see RawSplit: the built-in set knows its hard negatives
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -114,7 +115,7 @@ class Preprocessor:
             image = {"pixel_values": self.encode_images(raw.images)}
         if raw.audio is not None:
             audio = {"input_values": self.encode_audio(raw.audio)}
-        return EncodedSplit(raw.name, list(raw.ids), text, caption_item, offsets, image, audio)
+        return EncodedSplit(raw.name, list(raw.ids), text, caption_item, offsets, image, audio, raw.hard_negative_of)
 
     def encode_text(self, captions: list[list[str]]):
         flat = [c for item in captions for c in item]

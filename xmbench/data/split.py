@@ -18,6 +18,9 @@ class RawSplit:
     images: np.ndarray | None  # (N, H, W, 3) uint8
     audio: np.ndarray | None  # (N, samples) float32 at sample_rate
     sample_rate: int
+    # item i is a hard negative of item hard_negative_of[i] (one attribute changed, or two objects swapped);
+    # -1 where it is not; None where the dataset does not know (on-disk data)
+    hard_negative_of: list[int] | None = None
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -59,14 +59,16 @@ def make_split(split: str, n: int, domain: str, seed: int = 0, *, max_objects: i
     """Generate one split deterministically from (seed, domain, split)."""
     rng = np.random.default_rng([seed, DOMAIN_CODE[domain], SPLIT_CODE[split]])
     scenes: list[Scene] = []
-    for _ in range(n):
+    hard_negative_of = []  # the item each one was derived from by one change (-1: drawn afresh)
+    for i in range(n):
         derive = scenes and rng.random() < hard_negative_rate
         scenes.append(perturb(scenes[-1], rng, domain) if derive else random_scene(rng, domain, max_objects))
+        hard_negative_of.append(i - 1 if derive else -1)
     images = np.stack([render_image(s, image_size, rng, domain, noise, clutter) for s in scenes])
     audio = np.stack([render_audio(s, sample_rate, audio_seconds, rng, domain, noise, clutter) for s in scenes])
     captions = [write_captions(s, rng, domain) for s in scenes]
     ids = [f"{domain}-{split}-{i:05d}" for i in range(n)]
-    return RawSplit(split, ids, captions, images, audio, sample_rate)
+    return RawSplit(split, ids, captions, images, audio, sample_rate, hard_negative_of)
 
 
 # --- scenes -------------------------------------------------------------------------------------

@@ -267,6 +267,13 @@ def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, 
     scorer = model is not None and capabilities.can_score(model)
     for direction in supported_directions(directions, set(embeddings)):
         q, g = direction_modalities(direction)
+        if model is not None and capabilities.reranks(model):  # the first stage's top-k re-scored by the model
+            from xmbench.eval.rerank import reranked_scores
+
+            scores = reranked_scores(model, q, embeddings[q], g, embeddings[g], chunk_size)
+            per_query[direction] = rank_scores(scores, split.row_ids(q), split.row_ids(g), chunk_size)
+            metrics[direction] = summarize(per_query[direction], ks)
+            continue
         score = (lambda a, b, q=q, g=g: capabilities.similarity(model, q, a, g, b)) if scorer else None
         per_query[direction] = rank_queries(embeddings[q], embeddings[g], split.row_ids(q), split.row_ids(g), chunk_size,
                                             score)

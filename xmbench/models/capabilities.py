@@ -79,6 +79,11 @@ def grad_scaler(model, device: torch.device):
     return method(device.type) if callable(method) else None
 
 
+def reranks(model) -> bool:
+    """True when the model re-ranks a first stage's top-k itself (`rerank` and `rerank_k`: fusion models)."""
+    return callable(getattr(model, "rerank", None)) and bool(getattr(model, "rerank_k", 0))
+
+
 def can_score(model) -> bool:
     """True when the model scores query–gallery pairs itself (fusion, re-ranking)."""
     return callable(getattr(model, "score", None))

@@ -71,6 +71,10 @@ def build_model(config: RunConfig, modalities: tuple[str, ...], seed: int, progr
     model = build_reference(config, modalities, state)
     if model.fresh_parts:  # the variant's own projection or temperature: not in the foundation
         foundation["fresh"] = model.fresh_parts
+    if config.model.fusion is not None:
+        from xmbench.registry import FUSIONS
+
+        model = FUSIONS.bind(config.model.fusion)(model)
     return model, foundation
 
 

@@ -51,10 +51,17 @@ def query_path(model, query_inputs: dict[str, torch.Tensor], query_modality: str
 
     gallery_modality = gallery_modality or query_modality
 
+    from xmbench.models.capabilities import reranks
+
     @torch.inference_mode()
     def run() -> torch.Tensor:
         query = model.encode(query_modality, query_inputs)
-        scores = similarity(model, query_modality, query, gallery_modality, gallery)
+        if reranks(model):  # the first stage's top-k re-scored by the model: part of the online path
+            from xmbench.eval.rerank import reranked_scores
+
+            scores = reranked_scores(model, query_modality, query, gallery_modality, gallery)
+        else:
+            scores = similarity(model, query_modality, query, gallery_modality, gallery)
         return scores.topk(min(k, len(gallery)), dim=1).indices
 
     return run

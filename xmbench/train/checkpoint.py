@@ -14,17 +14,16 @@ from pathlib import Path
 import torch
 
 from xmbench.errors import XmbenchError
-from xmbench.models import capabilities
 
 CHECKPOINT = "checkpoint.pt"
 
 
-def save(directory: Path, identity: str, step: int, result: dict, model, optimizer, sampler,
+def save(directory: Path, identity: str, step: int, result: dict, named_parameters, optimizer, sampler,
          generators: dict[str, torch.Generator], callbacks=()) -> None:
     """Atomic: a crash mid-write leaves the previous checkpoint intact."""
     directory.mkdir(parents=True, exist_ok=True)
     state = {"identity": identity, "step": step, "result": result,
-             "model": {n: p.detach().clone() for n, p in capabilities.named_parameters(model) if p.requires_grad},
+             "model": {n: p.detach().clone() for n, p in named_parameters if p.requires_grad},
              "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
              "generators": {name: g.get_state() for name, g in generators.items()}, "torch_rng": torch.get_rng_state(),
              "callbacks": {str(i): c.state_dict() for i, c in enumerate(callbacks) if hasattr(c, "state_dict")}}
@@ -34,7 +33,7 @@ def save(directory: Path, identity: str, step: int, result: dict, model, optimiz
     os.replace(tmp, path)
 
 
-def load(directory: Path, identity: str, model, optimizer, sampler,
+def load(directory: Path, identity: str, named_parameters, optimizer, sampler,
          generators: dict[str, torch.Generator], callbacks=()) -> tuple[int, dict] | None:
     """Restore the run from its checkpoint; None when there is none for this identity."""
     path = directory / CHECKPOINT
@@ -47,7 +46,7 @@ def load(directory: Path, identity: str, model, optimizer, sampler,
                            f"delete it to start the run afresh") from None
     if state.get("identity") != identity:
         return None  # another config's or seed's run: start afresh (it is overwritten at the next save)
-    parameters = dict(capabilities.named_parameters(model))
+    parameters = dict(named_parameters)
     with torch.no_grad():
         for name, value in state["model"].items():
             parameters[name].copy_(value)

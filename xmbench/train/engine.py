@@ -88,7 +88,7 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
     world = ranks.world if ranks else 1
     main = ranks is None or ranks.is_main
     step_fn = TrainingStep(model, cfg, pairs, teacher, ddp=ddp, ranks=ranks)
-    groups = ParameterGroups(model, cfg.lr_scale)
+    groups = ParameterGroups(model, cfg.lr_scale, cfg.layer_decay, extra=dict(step_fn.loss_parameters))
     optimizer = groups.build(cfg)
     clipped = groups.trainable()
     sampler = SAMPLERS.bind(cfg.sampler)(train_split.ids, cfg.batch_size * world, seed)  # the global batch
@@ -112,11 +112,11 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
         return make_batch(train_split, rows, step_fn.modalities, probe_generator, device)
 
     state = TrainState(model, optimizer, step_fn, sampler, cfg.steps, refresh_parameters=refresh_parameters, seed=seed,
-                       draw_batch=draw_batch)
+                       draw_batch=draw_batch, split=train_split)
     generators = {"captions": caption_generator, "augment": augment_generator, "probe": probe_generator}
     result, start = TrainResult(), 0
     if checkpoint_dir is not None:
-        resumed = checkpoint.load(checkpoint_dir, checkpoint_identity, model, optimizer, sampler, generators,
+        resumed = checkpoint.load(checkpoint_dir, checkpoint_identity, groups.named(), optimizer, sampler, generators,
                                   hooks.callbacks)
         if resumed:
             start, result = resumed[0], TrainResult.from_dict(resumed[1])
@@ -140,26 +140,39 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
                     micro = [augment(batch, augment_generator) for batch in micro]
                 lr = cfg.lr * schedule(step, cfg.steps, cfg.warmup_steps)
                 set_learning_rate(optimizer, lr)
-            losses, parts = [], {}
-            for index, batch in enumerate(micro):
-                # DDP averages gradients at the last micro-batch's backward only
-                sync = ddp.no_sync() if ddp is not None and index < len(micro) - 1 else nullcontext()
-                with sync:
-                    with phases("forward"):  # each modality once, then the objective over every pair
-                        out = step_fn(batch, step, state.progress)
-                        value = out.total.item()  # sync point on GPU: the one host read of a micro-batch
-                        losses.append(distributed.mean(value) if step_fn.local_loss and ranks else value)
-                    _check_finite(losses[-1], step, out)
-                    with phases("backward"):
-                        if index == 0:
-                            optimizer.zero_grad(set_to_none=True)
-                        if out.total.requires_grad:  # a model with nothing to train is still measured
-                            loss = out.total if cfg.accumulation == 1 else out.total / cfg.accumulation
-                            (scaler.scale(loss) if scaler else loss).backward()
-                for name, value in out.parts.items():
-                    parts[name] = parts.get(name, 0.0) + value.item() / cfg.accumulation
+            scale = scaler.scale if scaler else (lambda loss: loss)
+            if cfg.accumulation_mode == "cached":  # GradCache: the whole batch's objective, micro-batch memory
+                with phases("forward"):
+                    out, backward = step_fn.cached(micro, step, state.progress)
+                    losses = [out.total.item()]
+                _check_finite(losses[0], step, out)
+                with phases("backward"):
+                    optimizer.zero_grad(set_to_none=True)
+                    if out.total.requires_grad:
+                        backward(scale)
+                parts = {name: value.item() for name, value in out.parts.items()}
                 if out.per_item is not None:
-                    sampler.observe(rows[index], out.per_item)
+                    sampler.observe(torch.cat(rows), out.per_item)
+            else:  # plain accumulation: each micro-batch's own objective, gradients summed
+                losses, parts = [], {}
+                for index, batch in enumerate(micro):
+                    # DDP averages gradients at the last micro-batch's backward only
+                    sync = ddp.no_sync() if ddp is not None and index < len(micro) - 1 else nullcontext()
+                    with sync:
+                        with phases("forward"):  # each modality once, then the objective over every pair
+                            out = step_fn(batch, step, state.progress)
+                            value = out.total.item()  # sync point on GPU: the one host read of a micro-batch
+                            losses.append(distributed.mean(value) if step_fn.local_loss and ranks else value)
+                        _check_finite(losses[-1], step, out)
+                        with phases("backward"):
+                            if index == 0:
+                                optimizer.zero_grad(set_to_none=True)
+                            if out.total.requires_grad:  # a model with nothing to train is still measured
+                                scale(out.total if cfg.accumulation == 1 else out.total / cfg.accumulation).backward()
+                    for name, value in out.parts.items():
+                        parts[name] = parts.get(name, 0.0) + value.item() / cfg.accumulation
+                    if out.per_item is not None:
+                        sampler.observe(rows[index], out.per_item)
             if scaler:
                 scaler.unscale_(optimizer)  # probes and clipping see the true gradients; inf/NaN skips the step
             hooks.after_backward(state)
@@ -189,8 +202,8 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
                 hooks.on_validation(state, result.curve[-1])
             if main and checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                 result.wall_s = time.perf_counter() - began
-                checkpoint.save(checkpoint_dir, checkpoint_identity, done, result.to_dict(), model, optimizer, sampler,
-                                generators, hooks.callbacks)
+                checkpoint.save(checkpoint_dir, checkpoint_identity, done, result.to_dict(), groups.named(), optimizer,
+                                sampler, generators, hooks.callbacks)
     finally:
         hooks.on_train_end(state)
         bar.close()

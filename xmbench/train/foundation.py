@@ -44,7 +44,8 @@ def pretraining_config(config: RunConfig) -> RunConfig:
     default = ModelConfig()
     towers = {m: replace(getattr(config.model, m), adapter=getattr(default, m).adapter, head=None)
               for m in ("text", "image", "audio")}
-    model = replace(config.model, head=default.head, embed_dim=default.embed_dim, temperature=default.temperature, **towers)
+    model = replace(config.model, head=default.head, embed_dim=default.embed_dim, temperature=default.temperature,
+                    fusion=None, **towers)
     return replace(config, model=model)
 
 

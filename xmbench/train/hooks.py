@@ -55,6 +55,7 @@ class TrainState:
     seed: int = 0  # the run's seed: callbacks that draw at random mix it in
     # draw_batch(n) -> a Batch of n training items from a generator of its own (the sampler's stream is untouched)
     draw_batch: Callable[[int], Any] | None = None
+    split: Any = None  # the training split (EncodedSplit): for callbacks that mine it with the current model
 
     @property
     def progress(self) -> float:

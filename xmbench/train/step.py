@@ -47,6 +47,7 @@ class LossInput:
     progress: float = 0.0  # step / total steps, for schedules inside a loss (curricula)
     teacher: dict[str, torch.Tensor] | None = None  # a teacher's embeddings of the same rows (distillation)
     local_rows: slice | None = None  # on several ranks with the local loss: this rank's rows of the global batch
+    parameters: dict[str, torch.Tensor] = field(default_factory=dict)  # the loss's own learnable values (a bias)
 
     def logits(self, a: str, b: str, rows: slice | None = None) -> torch.Tensor:
         """Scaled similarities of the a-rows (all, or `rows`) with every b-row: the model's `score`, else dot products."""
@@ -85,6 +86,8 @@ class TrainingStep:
         self.model = model
         self.ddp, self.ranks, self.local_loss = ddp, ranks, cfg.ddp_loss == "local"
         self.loss = LOSSES.bind(cfg.loss)
+        self.loss_parameters = _owned_parameters(LOSSES.entry(cfg.loss.name), cfg.loss.options,
+                                                 capabilities.device_of(model))
         self.regularizers = [(choice.name, REGULARIZERS.bind(choice)) for choice in cfg.regularizers]
         self.pairs = list(pairs)
         self.pair_weights = {f"{a}-{b}": cfg.pair_weights.get(f"{a}-{b}", 1.0) for a, b in pairs}
@@ -102,6 +105,39 @@ class TrainingStep:
         capabilities.check_same_width(self.model, embeddings)
         teacher = self.teacher(batch) if self.teacher else None
         return self.objective(embeddings, batch.item_ids, step, progress, teacher)
+
+    def cached(self, micro: list[Batch], step: int = 0, progress: float = 0.0):
+        """GradCache (Gao et al. 2021): the objective over every micro-batch at once, in bounded memory.
+
+        Every micro-batch is embedded without gradients; the objective of the whole batch is taken
+        on those embeddings as leaves; its backward gives each embedding its gradient; then each
+        micro-batch is encoded again, with gradients, and back-propagated from its embeddings'
+        gradient. The parameters get exactly the gradient of one big batch, while activations are
+        held for one micro-batch at a time. Returns (the objective, backward(scale)).
+        """
+        if self.ddp is not None:
+            raise ValueError("train.accumulation_mode = 'cached' does not combine with several ranks yet")
+        with torch.no_grad():
+            encoded = [{m: capabilities.encode(self.model, m, b.inputs[m]) for m in self.modalities} for b in micro]
+        embeddings = {m: torch.cat([e[m] for e in encoded]).requires_grad_() for m in self.modalities}
+        capabilities.check_same_width(self.model, embeddings)
+        item_ids = {m: torch.cat([b.item_ids[m] for b in micro]) for m in self.modalities}
+        teacher = None
+        if self.teacher:
+            taught = [self.teacher(b) for b in micro]
+            teacher = {m: torch.cat([t[m] for t in taught]) for m in taught[0]}
+        out = self.objective(embeddings, item_ids, step, progress, teacher)
+
+        def backward(scale=lambda loss: loss) -> None:
+            scale(out.total).backward()  # into the embedding leaves (and the temperature, the loss's own values)
+            start = 0
+            for batch in micro:
+                rows = slice(start, start + len(batch))
+                again = {m: capabilities.encode(self.model, m, batch.inputs[m]) for m in self.modalities}
+                torch.stack([(again[m] * embeddings[m].grad[rows]).sum() for m in self.modalities]).sum().backward()
+                start = rows.stop
+
+        return out, backward
 
     def _distributed(self, batch: Batch, step: int, progress: float) -> StepOutput:
         """This rank's rows encoded under DDP, then the objective over the global batch gathered from every rank."""
@@ -122,7 +158,8 @@ class TrainingStep:
                   progress: float = 0.0, teacher=None, scales=None, local_rows: slice | None = None) -> StepOutput:
         """The loss over encoded rows, weighed and regularised: validation calls this on its embeddings."""
         scales = scales if scales is not None else capabilities.logit_scales(self.model, self.pairs)
-        inputs = LossInput(embeddings, item_ids, scales, self.pairs, self.model, step, progress, teacher, local_rows)
+        inputs = LossInput(embeddings, item_ids, scales, self.pairs, self.model, step, progress, teacher, local_rows,
+                           dict(self.loss_parameters))
         out = self.loss(inputs)
         total = self._weighted(out.parts)
         parts = dict(out.parts)
@@ -144,3 +181,10 @@ class TrainingStep:
         for value in other:
             total = total + value
         return total
+
+
+def _owned_parameters(entry, options, device) -> torch.nn.ParameterDict:
+    """The learnable scalars a loss declares (`parameters=` at registration), as parameters on the model's device."""
+    initial = entry.parameters(options) if entry.parameters else {}
+    return torch.nn.ParameterDict({name: torch.nn.Parameter(torch.tensor(float(value), device=device))
+                                   for name, value in initial.items()})
