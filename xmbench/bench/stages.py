@@ -246,7 +246,8 @@ def execute_derived(technique, inputs: dict[str, Path], config: RunConfig, seed:
     data = load_data(config)
     device = resolve_device(config.train.device)
     members = [apply_transforms(load_artifacts(path, device), config) for path in inputs.values()]
-    model = DERIVED.bind(technique)(members)
+    val = data.val if data.val is not None else load_split(config.data, "val")  # for techniques fitted on it
+    model = DERIVED.bind(technique)(members, val=val, eval_config=config.eval)
     faults.inject(model)
     evaluation = evaluate(model, config, data.test)
     if on_model:

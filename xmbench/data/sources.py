@@ -27,10 +27,12 @@ def load_split(cfg: DataConfig, split: str) -> EncodedSplit:
 def _load_split_cached(cfg_json: str, split: str) -> EncodedSplit:
     cfg = load(DataConfig, json.loads(cfg_json))
     if cfg.name != "synthetic":
-        return Preprocessor(cfg)(load_raw(cfg, split))
-    path = cache.split_path(cfg, split)
-    encoded = cache.load_split(path)
-    if encoded is None:
         encoded = Preprocessor(cfg)(load_raw(cfg, split))
-        cache.store_split(path, encoded)
+    else:
+        path = cache.split_path(cfg, split)
+        encoded = cache.load_split(path)
+        if encoded is None:
+            encoded = Preprocessor(cfg)(load_raw(cfg, split))
+            cache.store_split(path, encoded)
+    encoded.config = cfg  # where it came from: augmentations that work on raw data reload it (load_raw)
     return encoded

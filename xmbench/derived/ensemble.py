@@ -50,7 +50,7 @@ class EmbeddingEnsemble:
 
 
 @DERIVED.register("ensemble", EnsembleOptions)
-def ensemble(models: list, options: EnsembleOptions) -> EmbeddingEnsemble:
+def ensemble(models: list, options: EnsembleOptions, val=None, eval_config=None) -> EmbeddingEnsemble:
     """Ensemble of variants: weighted mean of their normalised embeddings (equal weights by default)."""
     weights = list(options.weights) or [1.0 / len(models)] * len(models)
     if len(weights) != len(models):
