@@ -7,32 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from xmbench.bench.record import read_records
 from xmbench.bench.runner import run_suite
 from xmbench.suite import parse_suite
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Sleepy(torch.nn.Module):
-    modalities = ("text", "image")
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(1))
-
-    def encode(self, modality, inputs):
-        time.sleep(60)
-
-
-def sleepy(config):
-    return Sleepy()
-
-
-def crashing(config):
-    os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
 
 
 def suite_of(base, variants):
@@ -41,8 +20,8 @@ def suite_of(base, variants):
 
 def test_isolated_run_matches_in_process_and_failures_are_recorded(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # user models are imported from the working folder
-    suite = suite_of(tiny_base, {"fine": {}, "killed": {"model.factory": "tests.bench.test_isolated:crashing"},
-                                 "hangs": {"model.factory": "tests.bench.test_isolated:sleepy"}})
+    suite = suite_of(tiny_base, {"fine": {}, "killed": {"model.factory": "tests.bench.faulty_models:crashing"},
+                                 "hangs": {"model.factory": "tests.bench.faulty_models:sleepy"}})
     fine, killed, hangs = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, timeout_s=30)
     assert fine.ok, fine.error
     assert killed.status == "failed" and "killed by SIGKILL" in killed.error and "out-of-memory" in killed.error

@@ -1,13 +1,11 @@
 """The pool executor: N isolated jobs at once, each with its share of the CPU threads and its own GPU."""
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from xmbench.bench import isolated
 from xmbench.bench.executors import pool
@@ -19,26 +17,7 @@ from xmbench.errors import XmbenchError
 from xmbench.suite import parse_suite
 
 ROOT = Path(__file__).resolve().parents[3]
-HERE = "tests.bench.executors.test_pool"
-
-
-class Sleepy(torch.nn.Module):
-    modalities = ("text", "image")
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(1))
-
-    def encode(self, modality, inputs):
-        time.sleep(120)
-
-
-def sleepy(config):
-    return Sleepy()
-
-
-def crashing(config):
-    os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
+SLEEPY, CRASHING = "tests.bench.faulty_models:sleepy", "tests.bench.faulty_models:crashing"
 
 
 def suite_of(base, variants):
@@ -52,7 +31,7 @@ def test_two_workers_match_the_local_runner_and_failures_stay_with_their_job(tin
     monkeypatch.chdir(ROOT)  # user models are imported from the working folder
     share = max(1, (os.cpu_count() or 1) // 2)
     # The hanging run goes first: it holds one worker until its timeout while the other worker runs the rest.
-    variants = {"hangs": {"model.factory": f"{HERE}:sleepy"}, "killed": {"model.factory": f"{HERE}:crashing"}, **THREE}
+    variants = {"hangs": {"model.factory": SLEEPY}, "killed": {"model.factory": CRASHING}, **THREE}
     records = run_suite(suite_of(tiny_base, variants), tmp_path / "rec", tmp_path / "art", progress=False,
                         timeout_s=15, executor=PoolExecutor(workers=2))
     hangs, killed, *fine = records
@@ -74,7 +53,7 @@ def test_two_workers_match_the_local_runner_and_failures_stay_with_their_job(tin
 
 def test_closing_the_iterator_stops_the_children_still_running(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    suite = suite_of(tiny_base, {"killed": {"model.factory": f"{HERE}:crashing"}, "hangs": {"model.factory": f"{HERE}:sleepy"}})
+    suite = suite_of(tiny_base, {"killed": {"model.factory": CRASHING}, "hangs": {"model.factory": SLEEPY}})
     jobs = [Job("pool", None, v, 0, tmp_path / "rec", tmp_path / "art", 300.0, v.name) for v in suite.variants]
     began = time.monotonic()
     results = PoolExecutor(workers=2).execute(jobs)

@@ -1,15 +1,14 @@
 """The Ray executor: jobs as tasks on a local Ray instance, records written by the driver."""
 import os
 import signal
-import time
 import types
 from pathlib import Path
 
 import pytest
-import torch
 
 ray = pytest.importorskip("ray")
 
+from tests.bench.faulty_models import Sleepy  # noqa: E402
 from xmbench.bench.executors.ray import RAY_MISSING, RayExecutor  # noqa: E402
 from xmbench.bench.record import read_records  # noqa: E402
 from xmbench.bench.runner import run_suite  # noqa: E402
@@ -29,16 +28,6 @@ def first_time(what: str) -> bool:
     marker.touch()
     return True
 
-
-class Sleepy(torch.nn.Module):
-    modalities = ("text", "image")
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(1))
-
-    def encode(self, modality, inputs):
-        time.sleep(300)
 
 
 def reference(config):
