@@ -86,6 +86,9 @@ class TrainConfig:
     steps: Count = 100
     batch_size: PositiveInt = 32  # items per micro-batch
     accumulation: PositiveInt = 1  # micro-batches per optimizer step (gradient accumulation)
+    # rows per drawn item in a batch, each text row another caption: several positives per item
+    # (supervised contrastive losses see them; InfoNCE would count them as negatives)
+    views_per_item: PositiveInt = 1
     # plain: the loss of each micro-batch on its own (in-batch negatives of that micro-batch); cached
     # (GradCache): every micro-batch embedded without gradients, the loss over the whole batch, then
     # each micro-batch re-encoded with the loss's gradient — the gradients of one big batch

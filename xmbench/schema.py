@@ -189,6 +189,8 @@ def changes(value: Any, default: Any, kind: str | None = None) -> Any:
         if value.name != default.name:
             return {BY_KIND[kind].selector: value.name, **changes(value.options, type(value.options)())}
         return changes(value.options, default.options)
+    if isinstance(value, Choice):  # an optional technique set where the default has none (model.fusion)
+        return {BY_KIND[kind].selector: value.name, **changes(value.options, type(value.options)())}
     if dataclasses.is_dataclass(value):
         if type(default) is not type(value):
             default = type(value)()  # a section compares with its own class's defaults

@@ -58,6 +58,7 @@ def check_suite(suite: Suite, only: list[str] | None = None) -> list[Problem]:
             problems += data_seen[data_key].problems
         facts = data_seen[data_key]
         problems += check_sizes(config, facts, where)
+        problems += check_teaching(config, where)
         model_key = json.dumps({"model": to_tree(config.model), "data": to_tree(config.data),
                                 "precision": to_tree(config.train.precision, "precision")}, sort_keys=True)
         if model_key not in models_seen:
@@ -98,6 +99,19 @@ def check_sizes(config: RunConfig, facts: DataFacts, where: str) -> list[Problem
                                 f"(each batch holds every item once at most)",
                                 f"set train.batch_size to at most {n_train}, or add training items"))
     return problems
+
+
+def check_teaching(config: RunConfig, where: str) -> list[Problem]:
+    """Distillation terms need a teacher: a teaching variant (train.teacher) or an EMA of the student, not both."""
+    distilling = [c.name for c in config.train.regularizers if c.name.startswith("distill_")]
+    ema = any(c.name == "ema_teacher" for c in config.train.callbacks)
+    if distilling and not (config.train.teacher or ema):
+        return [Problem(f"{where}: train.regularizers", f"{', '.join(distilling)} without a teacher distil nothing",
+                        "set train.teacher to a variant of the suite, or add the ema_teacher callback")]
+    if ema and config.train.teacher:
+        return [Problem(f"{where}: train.callbacks", "ema_teacher and train.teacher both teach",
+                        "keep one of them")]
+    return []
 
 
 def check_model(config: RunConfig, modalities: tuple[str, ...], where: str) -> list[Problem]:

@@ -122,8 +122,10 @@ def validator(config: RunConfig, val_split: EncodedSplit, pairs):
     size = min(config.train.batch_size, len(val_split))
 
     @torch.inference_mode()
-    def validate(model) -> tuple[float, dict[str, float]]:
-        step = TrainingStep(model, config.train, pairs)
+    def validate(model, trained_step=None) -> tuple[float, dict[str, float]]:
+        step = TrainingStep(model, config.train, pairs)  # the configured objective, not a callback's current one
+        if trained_step is not None:  # but the loss's own learnt values (a sigmoid loss's bias) as trained
+            step.loss_parameters = trained_step.loss_parameters
         embeddings = {m: encode_split(model, val_split, m, config.eval.batch_size) for m in step.modalities}
         metrics, _ = evaluate_embeddings(embeddings, val_split, config.eval.directions, (1,), config.eval.chunk_size,
                                          model)

@@ -65,7 +65,11 @@ def save_reference(model, directory: Path) -> int:
             target = directory / "adapters" / modality
             tower.backbone.save_pretrained(str(target))
             adapter_bytes += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-            covered |= {f"towers.{modality}.backbone.{n}" for n, p in tower.backbone.named_parameters() if p.requires_grad}
+            # only the adapter's own tensors are in peft's files (its tuner's prefix: lora_, ia3_, hada_, …);
+            # base weights unfrozen by a callback are saved with the rest below
+            prefix = getattr(tower.backbone.base_model, "prefix", "")
+            covered |= {f"towers.{modality}.backbone.{n}" for n, p in tower.backbone.named_parameters()
+                        if p.requires_grad and prefix and prefix in n}
     heads = {f"{part}.{k}": v.detach().contiguous() for part in ("heads", "temperature")
              for k, v in getattr(model, part).state_dict().items()}
     save_file(heads, str(directory / HEADS_FILE))

@@ -22,8 +22,13 @@ def save(directory: Path, identity: str, step: int, result: dict, named_paramete
          generators: dict[str, torch.Generator], callbacks=()) -> None:
     """Atomic: a crash mid-write leaves the previous checkpoint intact."""
     directory.mkdir(parents=True, exist_ok=True)
+    named_parameters = list(named_parameters)
+    names = {id(p): n for n, p in named_parameters}
     state = {"identity": identity, "step": step, "result": result,
              "model": {n: p.detach().clone() for n, p in named_parameters if p.requires_grad},
+             # the optimizer's groups by parameter name: unfreezing adds parameters in time order
+             "groups": [[g.get("component", ""), float(g.get("lr_scale", 1.0)), [names[id(p)] for p in g["params"]]]
+                        for g in optimizer.param_groups],
              "optimizer": optimizer.state_dict(), "sampler": sampler.state_dict(),
              "generators": {name: g.get_state() for name, g in generators.items()}, "torch_rng": torch.get_rng_state(),
              "callbacks": {str(i): c.state_dict() for i, c in enumerate(callbacks) if hasattr(c, "state_dict")}}
@@ -49,7 +54,9 @@ def load(directory: Path, identity: str, named_parameters, optimizer, sampler,
     parameters = dict(named_parameters)
     with torch.no_grad():
         for name, value in state["model"].items():
+            parameters[name].requires_grad_(True)  # what trained then trains now (unfrozen layers too)
             parameters[name].copy_(value)
+    _restore_groups(optimizer, state["groups"], parameters)
     optimizer.load_state_dict(state["optimizer"])
     sampler.load_state_dict(state["sampler"])
     for name, generator in generators.items():
@@ -64,3 +71,14 @@ def load(directory: Path, identity: str, named_parameters, optimizer, sampler,
 def remove(directory: Path) -> None:
     """A finished run's checkpoint is of no further use."""
     (directory / CHECKPOINT).unlink(missing_ok=True)
+
+
+def _restore_groups(optimizer, saved: list, parameters: dict) -> None:
+    """The optimizer's groups as saved (same parameters, same order), so its state loads onto them."""
+    by_component = {g.get("component"): g for g in optimizer.param_groups}
+    groups = []
+    for component, lr_scale, names in saved:
+        group = by_component.get(component) or {**optimizer.defaults, "component": component, "lr_scale": lr_scale}
+        group["params"] = [parameters[n] for n in names]
+        groups.append(group)
+    optimizer.param_groups = groups

@@ -70,6 +70,13 @@ def gather_plain(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def agree(step_fn) -> None:
+    """Rank 0's pairs and pair weights on every rank (callbacks on rank 0 alone may have changed them)."""
+    chosen = [(step_fn.pairs, step_fn.pair_weights)]
+    dist.broadcast_object_list(chosen, src=0)
+    step_fn.pairs, step_fn.pair_weights = chosen[0]
+
+
 def barrier() -> None:
     dist.barrier()
 

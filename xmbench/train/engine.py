@@ -112,7 +112,7 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
         return make_batch(train_split, rows, step_fn.modalities, probe_generator, device)
 
     state = TrainState(model, optimizer, step_fn, sampler, cfg.steps, refresh_parameters=refresh_parameters, seed=seed,
-                       draw_batch=draw_batch, split=train_split)
+                       draw_batch=draw_batch, split=train_split, scaler=scaler)
     generators = {"captions": caption_generator, "augment": augment_generator, "probe": probe_generator}
     result, start = TrainResult(), 0
     if checkpoint_dir is not None:
@@ -120,6 +120,7 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
                                   hooks.callbacks)
         if resumed:
             start, result = resumed[0], TrainResult.from_dict(resumed[1])
+            clipped[:] = groups.trainable()  # layers unfrozen before the checkpoint train again
     capabilities.set_training(model, True)
     began = time.perf_counter() - result.wall_s
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, leave=False,
@@ -130,9 +131,11 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
         for step in bar:
             state.step = step
             hooks.on_step_start(state)
+            if ranks:  # what rank 0's callbacks decided (its validation points drive adaptive weights) holds everywhere
+                distributed.agree(step_fn)
             t0 = time.perf_counter()
             with phases("data"):  # item rows of this step and their inputs (already preprocessed tensors)
-                rows = [sampler.next() for _ in range(cfg.accumulation)]
+                rows = [sampler.next().repeat_interleave(cfg.views_per_item) for _ in range(cfg.accumulation)]
                 micro = [make_batch(train_split, r, step_fn.modalities, caption_generator, device) for r in rows]
                 if ranks:  # every rank drew the same global batch: each trains on its own slice
                     micro = [b.rank_slice(ranks.rank, world) for b in micro]
@@ -198,7 +201,7 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
                 on_step(log)
             done = step + 1
             if main and validate and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
-                result.curve.append(_curve_point(done, result, validate(model), cfg.eval_every))
+                result.curve.append(_curve_point(done, result, validate(model, step_fn), cfg.eval_every))
                 hooks.on_validation(state, result.curve[-1])
             if main and checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                 result.wall_s = time.perf_counter() - began

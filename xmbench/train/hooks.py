@@ -56,6 +56,7 @@ class TrainState:
     # draw_batch(n) -> a Batch of n training items from a generator of its own (the sampler's stream is untouched)
     draw_batch: Callable[[int], Any] | None = None
     split: Any = None  # the training split (EncodedSplit): for callbacks that mine it with the current model
+    scaler: Any = None  # the fp16 gradient scaler, when the precision policy uses one (its scale, its skipped steps)
 
     @property
     def progress(self) -> float:
