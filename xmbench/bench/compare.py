@@ -22,7 +22,7 @@ from xmbench.config import DIRECTIONS
 QUALITY_METRICS = ("R@1", "R@5", "R@10", "mAP")
 TIMINGS = ("query_latency_s", "step_time_s")  # always present
 TIMING_PREFIXES = ("encode.", "query.")  # the latency probes' timings
-EXACT_COSTS = ("trainable_params", "nonzero_trainable_params", "total_params", "adapter_bytes")
+EXACT_COSTS = ("trainable_params", "nonzero_trainable_params", "total_params", "adapter_bytes", "model_bytes")
 EXACT_COST_PREFIXES = ("flops.", "mem.")  # the profile's FLOPs and memory-breakdown bytes
 ALPHA = 0.01  # significance of a timing test over the raw samples of single processes
 ALPHA_PROCESSES = 0.05  # significance of a test over per-process medians (few, independent)

@@ -174,6 +174,7 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
         "samples_per_s": statistics.median(s.samples_per_s for s in result.steps) if result.steps else None,
         "eval_wall_s": evaluation.seconds,
         "trainable_params": capabilities.count_parameters(model, trainable=True),
+        "model_bytes": capabilities.model_bytes(model),
         "nonzero_trainable_params": capabilities.count_nonzero(model),
         "total_params": capabilities.count_parameters(model),
         "adapter_bytes": adapter_bytes,
@@ -247,7 +248,7 @@ def execute_derived(technique, inputs: dict[str, Path], config: RunConfig, seed:
     load_builtins()
     data = load_data(config)
     device = resolve_device(config.train.device)
-    members = [apply_transforms(load_artifacts(path, device), config) for path in inputs.values()]
+    members = [apply_transforms(*load_artifacts(path, device, with_config=True)) for path in inputs.values()]  # each its own
     val = data.val if data.val is not None else load_split(config.data, "val")  # for techniques fitted on it
     model = DERIVED.bind(technique)(members, val=val, eval_config=config.eval)
     faults.inject(model)

@@ -35,8 +35,9 @@ def save_artifacts(model, directory: Path, config, modalities: tuple[str, ...], 
     return None
 
 
-def load_artifacts(directory: Path, device: torch.device | str = "cpu"):
-    """Rebuild the trained model `save_artifacts` wrote into `directory` (transforms not applied)."""
+def load_artifacts(directory: Path, device: torch.device | str = "cpu", with_config: bool = False):
+    """Rebuild the trained model `save_artifacts` wrote into `directory` (transforms not applied);
+    with `with_config`, (model, the RunConfig that built it)."""
     from xmbench.config import from_dict
     from xmbench.models.model import build_model
 
@@ -51,7 +52,8 @@ def load_artifacts(directory: Path, device: torch.device | str = "cpu"):
         model.load_artifacts(directory)
     elif (directory / TRAINED_FILE).exists():
         _load_trainable(model, load_file(str(directory / TRAINED_FILE)), directory / TRAINED_FILE)
-    return model.to(device) if hasattr(model, "to") else model
+    model = model.to(device) if hasattr(model, "to") else model
+    return (model, config) if with_config else model
 
 
 def save_reference(model, directory: Path) -> int:

@@ -127,6 +127,32 @@ def projection_weights(model) -> dict[str, torch.Tensor]:
     return method() if callable(method) else {}
 
 
+def model_bytes(model) -> int | None:
+    """Bytes of every tensor the model holds (parameters, buffers, packed quantised weights), each storage once:
+    what serving it costs in memory, honest for int8 and bf16 modules that parameter counts miss."""
+    state_dict = getattr(model, "state_dict", None)
+    if not callable(state_dict):
+        return None
+    seen, total = set(), 0
+    stack = list(state_dict().values())
+    while stack:
+        value = stack.pop()
+        if isinstance(value, (tuple, list)):
+            stack.extend(value)
+        elif isinstance(value, torch.Tensor):
+            try:
+                storage = value.untyped_storage()
+                key = (storage.data_ptr(), storage.nbytes())
+            except (RuntimeError, NotImplementedError):  # a packed quantised tensor: count its own bytes
+                key, storage = (id(value), value.numel() * value.element_size()), None
+            if key not in seen:
+                seen.add(key)
+                total += key[1]
+        elif callable(getattr(value, "unpack", None)):  # torch's packed linear params: (weight, bias)
+            stack.extend(value.unpack())
+    return total
+
+
 def count_nonzero(model, trainable: bool = True) -> int:
     """Non-zero elements of the (trainable) parameters: what a sparse adapter really stores."""
     chosen = trainable_parameters(model) if trainable else parameters(model)

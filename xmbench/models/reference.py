@@ -16,7 +16,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from xmbench.config import RunConfig
-from xmbench.registry import ADAPTERS, HEADS, PRECISIONS, TEMPERATURES, TOWERS
+from xmbench.registry import ADAPTERS, HEADS, PRECISIONS, TEMPERATURES, TOWERS, TRANSFORMS
 
 
 class Tower(nn.Module):
@@ -127,7 +127,10 @@ class ReferenceModel(nn.Module):
             return self
         data = dataclasses.replace(self.config.data, **({"image_size": int(size)} if modality == "image" else
                                                         {"audio_seconds": float(size)}))
-        return build_reference(dataclasses.replace(self.config, data=data), (modality,)).eval()
+        twin = build_reference(dataclasses.replace(self.config, data=data), (modality,)).eval()
+        for choice in self.config.transforms:  # merged or quantised as the measured model is
+            twin = TRANSFORMS.bind(choice)(twin)
+        return twin
 
     @contextmanager
     def precomputed(self, modality: str, split, batch_size: int = 256):

@@ -8,6 +8,7 @@ elementwise rest is not counted, as in every MFU figure.
 from __future__ import annotations
 
 import functools
+import math
 import time
 
 import torch
@@ -25,9 +26,15 @@ def _cpu_attention_backward_flops(grad_out, query, key, value, *args, out_val=No
 # torch's counter knows the CUDA attention kernels but not the CPU flash kernel that
 # scaled_dot_product_attention dispatches to on CPU: without these, every attention score and
 # mixing product of a transformer on CPU would count as zero (caught by the hand-count test).
+def _dynamic_int8_linear_flops(x_shape, packed, *args, out_shape=None, **kwargs) -> int:
+    return 2 * math.prod(x_shape[:-1]) * x_shape[-1] * out_shape[-1]
+
+
+# int8 layers of a dynamically quantised model do the same multiply-adds: the counter knows them not
 CPU_ATTENTION = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_attention_backward_flops,
+    torch.ops.quantized.linear_dynamic: _dynamic_int8_linear_flops,
 }
 
 

@@ -119,6 +119,9 @@ def _training_utilisation(model, config: RunConfig, train_split, train_result, p
     from xmbench.train.engine import make_batch
     from xmbench.train.step import TrainingStep
 
+    if getattr(model, "quantized", None):  # int8 layers have no backward: a training step means nothing here
+        return {"train_step_flops": None, "peak_flops_per_s": None, "mfu": None,
+                "note": "quantised after training: no training step to count"}
     training_step = TrainingStep(model, config.train, pairs)
     batch = make_batch(train_split, torch.arange(min(config.train.batch_size, len(train_split))),
                        training_step.modalities, torch.Generator().manual_seed(0), device)
