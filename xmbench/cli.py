@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--html", action="store_true", help="one self-contained page with plots (to --out)")
     report.add_argument("--json", action="store_true", help="records as JSON rows (pandas-friendly)")
     report.add_argument("--csv", action="store_true", help="records as CSV rows")
+    report.add_argument("--roadmap", action="store_true",
+                        help="every technique of every suite with a reference, and the next steps in priority order")
     report.add_argument("--records", type=Path, default=None)
     report.add_argument("--suite", help="only this suite")
     report.add_argument("--out", type=Path, help="write the report here (HTML default: reports/report.html)")
@@ -320,7 +322,11 @@ def cmd_report(args) -> int:
     records = read_records(args.records or DEFAULT_RECORDS, args.suite)
     if not records:
         raise XmbenchError(f"no records under {args.records or DEFAULT_RECORDS}; run `xmbench run SUITE` first")
-    if args.json or args.csv:
+    if args.roadmap:
+        from xmbench.report.roadmap import render_roadmap
+
+        text = render_roadmap(records)
+    elif args.json or args.csv:
         frame = records_frame(records)
         text = frame.to_json(orient="records", indent=1) if args.json else frame.to_csv(index=False)
     elif args.html:

@@ -1,0 +1,39 @@
+"""The roadmap report: rows per technique, next steps by significant gain per unit of cost, the combination."""
+import numpy as np
+
+from tests.report.test_techniques import record
+from xmbench.report.roadmap import combination, priorities, render_roadmap, technique_rows
+
+
+def suite_records():
+    n = 200
+    half, quarter, all_hits = np.arange(n) % 2 == 0, np.arange(n) % 4 == 0, np.ones(n, bool)
+    records = [record("ref", s, half, quarter) for s in (0, 1)]
+    cheap = [record("cheap", s, all_hits, quarter) for s in (0, 1)]  # +50 points t2i, same costs
+    costly = [record("costly", s, all_hits, half, trainable=400) for s in (0, 1)]  # more gain, 4× the parameters
+    flat = [record("flat", s, half, quarter) for s in (0, 1)]
+    for r in cheap:
+        r.overrides = {"model.*.adapter.rank": 4}
+    for r in costly:
+        r.overrides = {"model.*.adapter.rank": 16, "train.lr": 0.002}
+    return records + cheap + costly + flat
+
+
+def test_next_steps_rank_significant_gains_by_cost_and_merge_their_overrides():
+    rows = technique_rows(suite_records())
+    assert [r["technique"] for r in rows] == ["cheap", "costly", "flat"]
+    ranked = priorities(rows)
+    assert [r["technique"] for r in ranked] == ["cheap", "costly"]  # flat is not significant: not ranked
+    cheap, costly = ranked
+    assert cheap["trainable_rise"] == 0 and costly["trainable_rise"] == 3.0
+    assert cheap["priority"] == cheap["low"] and costly["priority"] == costly["low"] / 4
+    assert combination(ranked) == {"model.*.adapter.rank": 4, "train.lr": 0.002}  # the higher rank wins a key
+
+
+def test_the_report_states_its_rule_and_the_combination_to_run():
+    text = render_roadmap(suite_records())
+    assert "Rule: priority = lower 95% bound of Δ rsum" in text
+    assert '"model.*.adapter.rank" = 4' in text and "[variants.combined]" in text
+    rows = [line for line in text.splitlines() if line.startswith("| s ")]
+    assert any("| flat" in line and "| not significant |" in line for line in rows)
+    assert any("| costly" in line and "| better " in line and "+300%" in line for line in rows)

@@ -1,0 +1,151 @@
+"""The roadmap report: every technique of every suite against its reference, the costs beside the gains,
+and the next steps in priority order.
+
+Each suite that names a `reference` contributes one row per technique (xmbench.report.techniques
+computes the paired intervals). The next steps rank the techniques whose gain is significant by
+
+    priority = lower end of the 95% interval of Δ rsum / (1 + relative rise in query latency
+               + relative rise in trainable parameters)
+
+(rises only: a technique that saves latency or parameters is not rewarded twice). The
+combination proposed is the ranked techniques' overrides merged in rank order, a key set by a
+higher-ranked technique winning (it is printed as a suite variant to run and measure).
+"""
+from __future__ import annotations
+
+import re
+import statistics
+
+import numpy as np
+import pandas as pd
+
+from xmbench.bench.compare import paired_differences
+from xmbench.bench.stats import paired_bootstrap_sum
+from xmbench.config import DIRECTIONS
+from xmbench.report.techniques import RSUM_KS, reference_of, technique_frame
+
+RULE = ("priority = lower 95% bound of Δ rsum ÷ (1 + relative query-latency rise + relative trainable-parameter "
+        "rise); only techniques whose Δ rsum interval lies above 0 are ranked")
+
+
+def technique_rows(records) -> list[dict]:
+    """Per suite with a reference, per other variant: Δ rsum and its interval, and the relative cost changes."""
+    rows = []
+    for suite in dict.fromkeys(r.suite for r in records):
+        runs = [r for r in records if r.suite == suite and r.ok]
+        reference = reference_of(runs)
+        base = [r for r in runs if r.variant == reference]
+        if not reference or not base:
+            continue
+        for variant in dict.fromkeys(r.variant for r in runs if r.variant != reference):
+            rows.append(_row(suite, variant, [r for r in runs if r.variant == variant], base))
+    return rows
+
+
+def _row(suite: str, variant: str, runs, base) -> dict:
+    directions = [d for d in DIRECTIONS if all(d in r.per_query for r in runs + base)]
+    parts = [100 * paired_differences(runs, base, d, k) for d in directions for k in RSUM_KS]
+    comparable = all(p is not None for p in parts) and parts
+    low, high = paired_bootstrap_sum(parts) if comparable else (float("nan"), float("nan"))
+    delta = float(sum(p.mean() for p in parts)) if comparable else float("nan")
+    latency = _relative(runs, base, lambda r: r.timings.get("query_latency_s", {}).get("p50"))
+    trainable = _relative(runs, base, lambda r: r.costs.get("trainable_params"))
+    memory = _difference(runs, base, lambda r: r.costs.get("peak_rss_mb"))
+    return {"suite": suite, "technique": variant, "seeds": len(runs), "delta_rsum": delta, "low": low, "high": high,
+            "significant": low > 0 or high < 0, "latency_rise": latency, "trainable_rise": trainable,
+            "peak_memory_delta_mb": memory, "overrides": runs[0].overrides,
+            "adapter_bytes": runs[0].costs.get("adapter_bytes")}
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _relative(runs, base, value) -> float | None:
+    mine, theirs = _median(map(value, runs)), _median(map(value, base))
+    return None if mine is None or not theirs else mine / theirs - 1.0
+
+
+def _difference(runs, base, value) -> float | None:
+    mine, theirs = _median(map(value, runs)), _median(map(value, base))
+    return None if mine is None or theirs is None else mine - theirs
+
+
+def priorities(rows: list[dict]) -> list[dict]:
+    """The significant gains, highest priority first (see the module docstring for the rule)."""
+    ranked = []
+    for row in rows:
+        if not (row["low"] > 0):
+            continue
+        cost = 1 + max(row["latency_rise"] or 0.0, 0.0) + max(row["trainable_rise"] or 0.0, 0.0)
+        ranked.append({**row, "priority": row["low"] / cost})
+    return sorted(ranked, key=lambda r: r["priority"], reverse=True)
+
+
+def combination(ranked: list[dict]) -> dict:
+    """The ranked techniques' overrides merged in rank order; a key keeps the higher-ranked technique's value."""
+    merged: dict = {}
+    for row in ranked:
+        for key, value in row["overrides"].items():
+            merged.setdefault(key, value)
+    return merged
+
+
+def render_roadmap(records) -> str:
+    """Markdown: every technique's row per suite, the significance-ranked next steps, the combination to run."""
+    rows = technique_rows(records)
+    if not rows:
+        return "_no suite with a reference variant among these records_\n"
+    parts = ["# The roadmap: every technique against its reference\n",
+             "Δ in points over the same test queries and seeds (95% paired bootstrap interval). Costs are relative "
+             "to the suite's reference: query latency p50, trainable parameters; peak memory as a difference.\n"]
+    for suite in dict.fromkeys(r["suite"] for r in rows):
+        suite_records = [r for r in records if r.suite == suite]
+        parts.append(f"## {suite} (reference `{reference_of(suite_records)}`)\n")
+        parts.append(technique_frame(suite_records).to_markdown(index=False) + "\n")
+    table = pd.DataFrame([{"suite": r["suite"], "technique": r["technique"],
+                           "Δ rsum": f"{r['delta_rsum']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]",
+                           "verdict": _verdict(r), "query latency": _percent(r["latency_rise"]),
+                           "trainable params": _percent(r["trainable_rise"]),
+                           "peak memory": _mib(r["peak_memory_delta_mb"])} for r in rows])
+    parts += ["## All techniques\n", table.to_markdown(index=False) + "\n"]
+    ranked = priorities(rows)
+    parts.append(f"## Next steps\n\nRule: {RULE}.\n")
+    if ranked:
+        parts.append(pd.DataFrame([{"rank": i + 1, "technique": f"{r['suite']}/{r['technique']}",
+                                    "priority": f"{r['priority']:.2f}", "Δ rsum": f"{r['delta_rsum']:+.1f}"}
+                                   for i, r in enumerate(ranked)]).to_markdown(index=False) + "\n")
+        lines = [f'"{k}" = {_toml(v)}' for k, v in combination(ranked).items()]
+        parts.append("The combination of the ranked techniques to run next (a variant of a suite on the same base):\n\n"
+                     "```toml\n[variants.combined]\n" + "\n".join(lines) + "\n```\n")
+    else:
+        parts.append("No technique gained significantly over its reference: nothing to combine.\n")
+    return "\n".join(parts)
+
+
+def _verdict(row: dict) -> str:
+    if np.isnan(row["low"]):
+        return "not comparable"
+    return "better" if row["low"] > 0 else "worse" if row["high"] < 0 else "not significant"
+
+
+def _percent(value) -> str:
+    return "–" if value is None else f"{100 * value:+.0f}%"
+
+
+def _mib(value) -> str:
+    return "–" if value is None else f"{value:+.0f} MiB"
+
+
+def _toml(value) -> str:
+    import json
+
+    if isinstance(value, dict):
+        keys = {k: k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k) for k in value}
+        return "{ " + ", ".join(f"{keys[k]} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
