@@ -20,13 +20,10 @@ At every step, in `state.notes`:
 and skipped steps, the loss scale at each change, each component's largest activation and total
 non-finite gradient and activation counts.
 
-The engine keeps its GradScaler to itself (TrainState has no field for it): the callback takes
-`state.scaler` where the state has one, else the `scaler` of the engine's `train` frame that
-called it (found on the call stack at the start of training).
+The loss scale is read from the engine's GradScaler, `state.scaler` (None without fp16).
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from xmbench.lazy import torch
@@ -45,21 +42,6 @@ class StabilityOptions:
 
     activations: bool = True
     drop_nonfinite: bool = False
-
-
-def find_scaler(state):
-    """The engine's GradScaler: `state.scaler` when the state carries one, else the engine frame's local."""
-    scaler = getattr(state, "scaler", None)
-    if scaler is not None:
-        return scaler
-    from xmbench.train import engine
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code is engine.train.__code__:
-            return frame.f_locals.get("scaler")
-        frame = frame.f_back
-    return None
 
 
 def tensors_of(output):
@@ -86,7 +68,7 @@ class Stability(Callback):
     def on_train_start(self, state) -> None:
         from xmbench.models import capabilities
 
-        self.scaler = find_scaler(state)
+        self.scaler = state.scaler
         self.history = []
         if self.options.activations:
             for component, module in capabilities.components(state.model).items():
