@@ -59,6 +59,7 @@ def check_suite(suite: Suite, only: list[str] | None = None) -> list[Problem]:
         facts = data_seen[data_key]
         problems += check_sizes(config, facts, where)
         problems += check_teaching(config, where)
+        problems += check_combinations(config, where)
         model_key = json.dumps({"model": to_tree(config.model), "data": to_tree(config.data),
                                 "precision": to_tree(config.train.precision, "precision")}, sort_keys=True)
         if model_key not in models_seen:
@@ -99,6 +100,19 @@ def check_sizes(config: RunConfig, facts: DataFacts, where: str) -> list[Problem
                                 f"(each batch holds every item once at most)",
                                 f"set train.batch_size to at most {n_train}, or add training items"))
     return problems
+
+
+ROW_ALIGNED_LOSSES = ("infonce", "hn_infonce")  # row i of every modality is one item: extra rows break them
+
+
+def check_combinations(config: RunConfig, where: str) -> list[Problem]:
+    """Techniques that cannot work together: an augmentation adding rows to some modalities only
+    (mix_negatives) needs a loss that matches rows by item id."""
+    if any(c.name == "mix_negatives" for c in config.train.augment) and config.train.loss.name in ROW_ALIGNED_LOSSES:
+        return [Problem(f"{where}: train.augment", f"mix_negatives adds image and audio rows that {config.train.loss.name} "
+                                                   "cannot place (it pairs row i with row i)",
+                        "use a loss that matches rows by item id: supcon, siglip or triplet")]
+    return []
 
 
 def check_teaching(config: RunConfig, where: str) -> list[Problem]:

@@ -22,6 +22,7 @@ class Batch:
 
     inputs: dict[str, dict[str, torch.Tensor]]
     item_ids: dict[str, torch.Tensor]  # modality → (rows,) item index; equal ids are the same item
+    extras: dict = field(default_factory=dict)  # what augmentations pass along the batch (the waveforms they edit)
 
     def __len__(self) -> int:
         return len(next(iter(self.item_ids.values())))
