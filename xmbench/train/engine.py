@@ -73,7 +73,7 @@ def make_batch(split: EncodedSplit, items: torch.Tensor, modalities, generator: 
 
 
 def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pairs: list[tuple[str, str]],
-          validate: Callable[[object], tuple[float, dict[str, float]]] | None = None,
+          validate: Callable[[object, object], tuple[float, dict[str, float]]] | None = None,
           checkpoint_dir: Path | None = None, checkpoint_identity: str = "", progress: bool = True,
           on_step: Callable[[StepLog], None] | None = None, callbacks=(), teacher=None) -> TrainResult:
     """Train `model` in place; resumes from `checkpoint_dir` when it holds this run's checkpoint.

@@ -76,7 +76,7 @@ def test_the_engine_weighs_the_pairs_from_the_first_validation_point(tiny_base):
     built = [CALLBACKS.bind(choice)() for choice in config.train.callbacks] + [spy]
     result = train(build_reference(config, split.modalities), split, config.train, seed=0,
                    pairs=config.train.modality_pairs(split.modalities), progress=False, callbacks=built,
-                   validate=lambda model: (1.0, R1))
+                   validate=lambda model, step_fn: (1.0, R1))
     expected = {"text-image": 0.3 * 3 / 1.05, "text-audio": 0.7 * 3 / 1.05, "image-audio": 0.05 * 3 / 1.05}
     assert spy.weights[:2] == [dict.fromkeys(NAMES, 1.0)] * 2
     assert spy.weights[2] == pytest.approx(expected) and spy.weights[3] == pytest.approx(expected)
