@@ -114,6 +114,9 @@ class TrainConfig:
     eval_every: Count = 50  # steps between validation points of the learning curve; 0: none
     checkpoint_every: Count = 0  # steps between resumable checkpoints; 0: none
     threads: Count = 0  # torch intra-op threads; 0 keeps torch's default
+    # MB of features kept per frozen tower (one with nothing to train): each input row is run once
+    # and then read from the cache, on disk across runs and seeds (xmbench.models.feature_cache); 0: off
+    feature_cache_mb: Annotated[float, NON_NEGATIVE] = 0
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # auto: CUDA when present
     # On several ranks (xmbench run --nproc N): the loss over the global batch on every rank, or each
     # rank's own rows against the global batch (open_clip's local loss; the same gradients in total).

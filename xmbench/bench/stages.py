@@ -14,6 +14,7 @@ import torch
 
 from xmbench.bench import faults
 from xmbench.config import RunConfig
+from xmbench.data.cache import cache_root
 from xmbench.data.preprocess import EncodedSplit
 from xmbench.data.sources import load_split
 from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_embeddings, evaluate_model
@@ -78,6 +79,13 @@ def load_teacher(folder: Path, config: RunConfig):
         return {m: capabilities.encode(teacher, m, x) for m, x in batch.inputs.items() if m in teacher.modalities}
 
     return embed
+
+
+def feature_cache(model, config: RunConfig):
+    """The frozen towers' feature cache while training (train.feature_cache_mb > 0), else nothing."""
+    if not config.train.feature_cache_mb:
+        return nullcontext({})
+    return capabilities.frozen_feature_cache(model, cache_root() / "features", config.train.feature_cache_mb)
 
 
 def train_model(model, config: RunConfig, data: RunData, seed: int, *, checkpoint_dir: Path | None, identity: str,
@@ -218,7 +226,7 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
     probes = step_probes(config)
     memory = PeakMemory()
     taught = load_teacher(teacher, config) if teacher else None
-    with memory.track():
+    with memory.track(), feature_cache(model, config) as caches:
         result = train_model(model, config, data, seed, checkpoint_dir=artifacts / "checkpoint",
                              identity=identity or f"{config.config_id()}:{seed}", progress=progress, probes=probes,
                              teacher=taught)
@@ -233,6 +241,8 @@ def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True
         on_model(model, data.test)
     fields = measured_fields(model, config, data, seed, result, evaluation, probes, memory.result(), adapter_bytes,
                              artifacts)
+    if caches:  # how much of the frozen towers' work the cache saved
+        fields["profile"]["feature_cache"] = {m: cache.stats() for m, cache in caches.items()}
     if ranks:  # what the record's costs mean depends on how many ranks shared the batch
         fields["costs"].update(ranks=ranks.world, global_batch=config.train.batch_size * ranks.world
                                * config.train.accumulation, ddp_loss=config.train.ddp_loss)

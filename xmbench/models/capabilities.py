@@ -7,6 +7,7 @@ the same paths (see xmbench.models.model for the protocol).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 import torch
 
@@ -113,6 +114,13 @@ def training_callbacks(model) -> list:
     """Callbacks the model's own techniques need while training (e.g. AdaLoRA's rank allocation)."""
     method = getattr(model, "training_callbacks", None)
     return list(method()) if callable(method) else []
+
+
+def frozen_feature_cache(model, folder, max_mb: float):
+    """A context in which the model's frozen towers read cached features (yields {modality: cache});
+    a model without the capability runs as it is (yields {})."""
+    method = getattr(model, "frozen_feature_cache", None)
+    return method(folder, max_mb) if callable(method) else nullcontext({})
 
 
 def adapter_stats(model) -> dict:

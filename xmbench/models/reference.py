@@ -27,8 +27,14 @@ class Tower(nn.Module):
         self.modality = modality
         self.backbone = backbone
         self.hidden_size = hidden_size
+        self.feature_cache = None  # a FeatureCache while frozen_feature_cache is on (not a module: no state)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.feature_cache is not None and self.feature_cache.applies():
+            return self.feature_cache.features(inputs, self.compute)
+        return self.compute(inputs)
+
+    def compute(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         states = self.backbone(**inputs).last_hidden_state
         mask = inputs.get("attention_mask")
         if mask is None:
@@ -131,6 +137,24 @@ class ReferenceModel(nn.Module):
         for choice in self.config.transforms:  # merged or quantised as the measured model is
             twin = TRANSFORMS.bind(choice)(twin)
         return twin
+
+    @contextmanager
+    def frozen_feature_cache(self, folder: Path, max_mb: float):
+        """Each tower with nothing to train reads its features from a FeatureCache while inside
+        (xmbench.models.feature_cache); yields {modality: cache}, saved to `folder` on leaving."""
+        from xmbench.models.feature_cache import FeatureCache
+
+        caches = {m: FeatureCache(t, Path(folder) / m, max_mb) for m, t in self.towers.items()
+                  if isinstance(t, Tower) and not any(p.requires_grad for p in t.parameters())}
+        for m, cache in caches.items():
+            self.towers[m].feature_cache = cache
+        try:
+            yield caches
+        finally:
+            for m in caches:
+                self.towers[m].feature_cache = None
+        for cache in caches.values():  # only after a run that ended well: an error is not masked by a save
+            cache.save()
 
     @contextmanager
     def precomputed(self, modality: str, split, batch_size: int = 256):
