@@ -17,13 +17,14 @@ import torch
 
 from xmbench.config import RunConfig
 from xmbench.profile import dynamics, flops, latency, scaling, trace
+from xmbench.profile.loading import LoadingProbe
 from xmbench.profile.memory_trace import MemoryProbe
 from xmbench.profile.telemetry import GpuTelemetry, nvml_unavailable_reason
 
 
 def step_probes(config: RunConfig) -> dict[str, object]:
     cfg = config.profile
-    probes: dict[str, object] = {}
+    probes: dict[str, object] = {"loading": LoadingProbe()}
     if cfg.grad_norms:
         probes["grad_norms"] = dynamics.GradNormProbe()
     if cfg.memory:
@@ -68,6 +69,8 @@ def run_profile(model, config: RunConfig, *, train_split, test_split, train_resu
     profile = out["profile"]
     batches = {m: to_device(b, device) for m, b in sample_batches(test_split, modalities).items()}
 
+    if "loading" in probes:
+        profile["loading"] = probes["loading"].result(train_result.steps)
     if "grad_norms" in probes:
         profile["grad_norms"] = probes["grad_norms"].result()
     profile["diagnosis"] = [f.to_dict() for f in dynamics.diagnose([s.loss for s in train_result.steps],
