@@ -1,6 +1,7 @@
-"""The batched STFT-domain pitch shift: exact pitch on tones, duration kept, identity at 0, fast; its augmentation."""
+"""The batched STFT-domain pitch shift: exact pitch on tones, duration kept, identity at 0; its augmentation.
+
+Its speed against torchaudio is measured by benchmarks/pitch_shift.py, not asserted here."""
 import math
-import time
 
 import pytest
 import torch
@@ -56,15 +57,6 @@ def test_zero_semitones_gives_the_clip_back_and_batch_shapes_are_kept():
     noise = torch.randn(2, 3, 4000, generator=generator(0))
     assert torch.allclose(pitch_shift(noise, 0.0), noise, atol=1e-5)
     assert pitch_shift(noise, 1.0).shape == noise.shape
-
-
-def test_eight_one_second_clips_take_well_under_a_second():
-    """torchaudio.functional.pitch_shift takes 12-15 s for these here; benchmarks/pitch_shift.py measures the ratio."""
-    clips = tones(*[220.0 + 50 * i for i in range(8)])
-    pitch_shift(clips, 2.0)
-    start = time.perf_counter()
-    pitch_shift(clips, 2.0)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_the_augmentation_shifts_the_raw_waveform_per_clip():
