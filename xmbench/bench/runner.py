@@ -8,6 +8,7 @@ they combine, from those variants' artifacts.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -124,6 +125,7 @@ def run_variant(suite: str, variant: Variant | DerivedVariant, seed: int, artifa
     base = dict(suite=suite, variant=variant.name, variant_id=variant.variant_id, seed=seed,
                 config=variant.record_config(), overrides=variant.overrides)
     artifacts = artifact_dir(artifacts_dir, variant.name, seed)
+    started = time.perf_counter()
     try:
         if isinstance(variant, DerivedVariant):
             inputs = {name: artifact_dir(artifacts_dir, name, seed) for name in variant.inputs}
@@ -140,4 +142,6 @@ def run_variant(suite: str, variant: Variant | DerivedVariant, seed: int, artifa
     except Exception as exc:  # noqa: BLE001 — a crashing variant must not stop the suite
         detail = traceback.format_exc(limit=-3)
         return Record(status="failed", error=f"{type(exc).__name__}: {exc}\n{detail}", **base)
+    if "costs" in outcome:  # the whole run (data, model, training, evaluation, profile): what a suite's run time adds up
+        outcome["costs"]["run_wall_s"] = time.perf_counter() - started
     return Record(status="ok", **base, **outcome)

@@ -65,6 +65,9 @@ def render_markdown(records: list[Record]) -> str:
     parts = []
     for suite, group in frame.groupby("suite", sort=False):
         parts.append(f"## {suite}\n")
+        run_time = suite_run_time([r for r in records if r.suite == suite])
+        if run_time:
+            parts.append(run_time + "\n")
         parts.append("Retrieval on the evaluation split, in percent (mean ± std over seeds); rsum = sum of "
                      "R@1/5/10 over directions.\n")
         parts.append(quality_table(group) + "\n")
@@ -82,6 +85,21 @@ def render_markdown(records: list[Record]) -> str:
         profiled = [r for r in records if r.suite == suite and r.ok and has_profile(r)]
         parts.extend(render_record_profile(r) for r in profiled)
     return "\n".join(parts) + "\n"
+
+
+def suite_run_time(records: list[Record]) -> str:
+    """The suite's measured run time: the sum of its runs' own wall times (runs that recorded one)."""
+    timed = [r.costs["run_wall_s"] for r in records if r.ok and r.costs.get("run_wall_s") is not None]
+    if not timed:
+        return ""
+    untimed = sum(1 for r in records if r.ok) - len(timed)
+    note = f" ({untimed} more {_runs(untimed)} recorded no run time)" if untimed else ""
+    return (f"Run time: {sum(timed) / 60:.1f} min for {len(timed)} {_runs(len(timed))}, one after another on this machine "
+            f"(sum of each run's wall time: data, model, training, evaluation, profile){note}.")
+
+
+def _runs(n: int) -> str:
+    return "run" if n == 1 else "runs"
 
 
 def _fmt(value: float | None, kind: str) -> str:
