@@ -40,7 +40,10 @@ def technique_frame(records) -> pd.DataFrame:
             row.update(_quality_deltas(runs, base))
         row.update(_costs(runs))
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    deltas = [c for c in frame.columns if c.startswith("Δ")]
+    frame[deltas] = frame[deltas].fillna("—")  # the reference's own row: nothing to compare
+    return frame
 
 
 def _quality_deltas(runs, base) -> dict:
