@@ -110,3 +110,30 @@ def test_parsing_a_suite_imports_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_included_suites_bring_their_variants_onto_this_suites_base(tmp_path):
+    (tmp_path / "day_a.toml").write_text('[base.train]\nsteps = 99\n[variants.ref]\n[variants.r4]\n"model.*.adapter.rank" = 4\n'
+                                         '[derived.both]\nname = "ensemble"\ninputs = ["ref", "r4"]\n')
+    (tmp_path / "day_b.toml").write_text('[variants.ref]\n[variants.lr]\n"train.lr" = 0.002\n')
+    (tmp_path / "all.toml").write_text('[suite]\nname = "all"\nreference = "ref"\ninclude = ["day_a.toml", "day_b.toml"]\n'
+                                       '[base.train]\nsteps = 7\n')
+    suite = load_suite(tmp_path / "all.toml")
+    assert [v.name for v in suite.variants] == ["ref", "r4", "lr"] and [d.name for d in suite.derived] == ["both"]
+    assert {v.config.train.steps for v in suite.variants} == {7}  # this suite's base, not the included ones'
+    assert suite.variant("r4").config.model.image.adapter.options.rank == 4
+
+
+@pytest.mark.parametrize("included, message", [
+    ('[variants.ref]\n"train.lr" = 0.002\n', "variants.ref is defined differently in day_a.toml and in day_b.toml"),
+    ('[suite]\ninclude = ["day_a.toml"]\n', "day_b.toml includes other suites itself"),
+    (None, "no such suite file"),
+])
+def test_bad_includes_name_the_file_and_the_variant(tmp_path, included, message):
+    (tmp_path / "day_a.toml").write_text("[variants.ref]\n")
+    if included is not None:
+        (tmp_path / "day_b.toml").write_text(included)
+    (tmp_path / "all.toml").write_text('[suite]\ninclude = ["day_a.toml", "day_b.toml"]\n')
+    with pytest.raises(ConfigError, match=message) as info:
+        load_suite(tmp_path / "all.toml")
+    assert str(info.value).startswith(str(tmp_path / "all.toml"))

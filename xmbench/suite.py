@@ -1,6 +1,6 @@
 """Suites: a TOML file of a base config, named variants and matrix axes, expanded to Variants.
 
-    [suite]            name, description, seeds
+    [suite]            name, description, seeds, timeout_s, reference, include
     [base]             config tables (data, model, train, foundation, eval, profile, transforms)
     [profile]          the profiling switches of every variant (same as [base.profile])
     [variants.NAME]    dotted-key overrides of the base ("model.*.adapter.rank" = 4)
@@ -25,7 +25,7 @@ from xmbench.errors import ConfigError, did_you_mean
 from xmbench.registry import Choice
 from xmbench.schema import flatten, load_choice, to_tree
 
-SUITE_KEYS = ("name", "description", "seeds", "timeout_s", "reference")
+SUITE_KEYS = ("name", "description", "seeds", "timeout_s", "reference", "include")
 DEFAULT_TIMEOUT_S = 3600.0
 TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "derived", "gates")
 
@@ -135,6 +135,7 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
     timeout_s = header.get("timeout_s", DEFAULT_TIMEOUT_S)
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
         raise ConfigError(f"suite.timeout_s: expected a positive number of seconds, got {timeout_s!r}")
+    raw = with_included(raw, path)
     base = dict(raw.get("base", {}))
     if "profile" in raw:
         if "profile" in base:
@@ -152,6 +153,39 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
         derived=parse_derived(raw.get("derived", {}), variants),
         reference=_reference(header.get("reference"), variants),
     )
+
+
+def with_included(raw: dict[str, Any], path: Path | None) -> dict[str, Any]:
+    """`suite.include`: other suite files (relative to this one) whose variants and derived runs join
+    this suite's, on this suite's base, seeds and profile (theirs are not read). A name defined twice
+    must be defined alike (every day's suite has the same reference); one level of inclusion."""
+    includes = raw.get("suite", {}).get("include", [])
+    if not (isinstance(includes, list) and all(isinstance(i, str) for i in includes)):
+        raise ConfigError(f"suite.include: expected a list of suite file names, got {includes!r}")
+    folder = path.parent if path else Path.cwd()
+    merged = {kind: dict(raw.get(kind, {})) for kind in ("variants", "derived")}
+    origin = {(kind, name): "this file" for kind, tables in merged.items() for name in tables}
+    for name in includes:
+        other = _read_included(folder / name)
+        if other.get("suite", {}).get("include"):
+            raise ConfigError(f"suite.include: {name} includes other suites itself; include those here instead")
+        for kind in merged:
+            for variant, table in other.get(kind, {}).items():
+                if (kind, variant) in origin and merged[kind][variant] != table:
+                    raise ConfigError(f"suite.include: {kind}.{variant} is defined differently in {origin[kind, variant]} "
+                                      f"and in {name}; rename one of them")
+                merged[kind].setdefault(variant, table)
+                origin.setdefault((kind, variant), name)
+    return {**raw, **{kind: tables for kind, tables in merged.items() if tables}}
+
+
+def _read_included(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"suite.include: no such suite file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"suite.include: {path}: malformed TOML: {exc}") from None
 
 
 def _reference(name, variants: list[Variant]) -> str | None:
