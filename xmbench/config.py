@@ -74,6 +74,9 @@ class ModelConfig:
     head: Choice = technique("head", "linear")
     temperature: Choice = technique("temperature", "learnable")  # init 0.07, clamped at 0.01 as CLIP
     fusion: Choice | None = field(default=None, metadata={"kind": "fusion"})  # a cross-modal re-ranker on top
+    # heads and temperature start from the foundation's where their shapes match (the reference
+    # projection); false: they start fresh as any other head does (the control of head and size variants)
+    pretrained_projection: bool = True
     text: TowerConfig = field(default_factory=lambda: TowerConfig(arch="minilm"))
     image: TowerConfig = field(default_factory=lambda: TowerConfig(arch="vit"))
     audio: TowerConfig = field(default_factory=lambda: TowerConfig(arch="ast"))

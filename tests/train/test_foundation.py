@@ -25,7 +25,7 @@ def test_a_new_projection_adapts_on_the_same_pretrained_towers(tiny_base):
 
     reference = resolve({})
     for overrides in ({"model.head": "mlp"}, {"model.embed_dim": 256}, {"model.temperature": "per_pair"},
-                      {"model.audio.head": "layernorm_linear"}):
+                      {"model.audio.head": "layernorm_linear"}, {"model.pretrained_projection": False}):
         assert foundation_key(resolve({}, overrides)) == foundation_key(reference), overrides
     config = resolve(tiny_base)
     torch.manual_seed(0)
@@ -36,3 +36,25 @@ def test_a_new_projection_adapts_on_the_same_pretrained_towers(tiny_base):
     assert fresh.fresh_parts == ["heads.audio", "heads.image", "heads.text", "temperature.log_scales"]
     assert torch.equal(fresh.state_dict()["towers.image.backbone.base_model.model.embeddings.cls_token"],
                        state["towers.image.backbone.embeddings.cls_token"])
+
+
+def test_the_reference_projection_can_start_fresh_as_a_control(tiny_base):
+    """model.pretrained_projection = false: the same linear heads and temperature, initialised as a new head is."""
+    import torch
+
+    from xmbench.models.reference import build_reference
+
+    modalities = ("text", "image", "audio")
+    torch.manual_seed(0)
+    state = build_reference(resolve(tiny_base), modalities, adapters=dict.fromkeys(modalities, "full")).state_dict()
+    torch.manual_seed(1)
+    loaded = build_reference(resolve(tiny_base), modalities, state)
+    torch.manual_seed(1)
+    fresh = build_reference(resolve(tiny_base, {"model.pretrained_projection": False}), modalities, state)
+    torch.manual_seed(1)
+    unloaded = build_reference(resolve(tiny_base), modalities)  # what a fresh head starts from with this seed
+    assert loaded.fresh_parts == [] and fresh.fresh_parts == ["heads.audio", "heads.image", "heads.text", "temperature.log_scale"]
+    assert torch.equal(loaded.heads["text"].weight, state["heads.text.weight"])
+    assert torch.equal(fresh.heads["text"].weight, unloaded.heads["text"].weight)
+    assert torch.equal(fresh.state_dict()["towers.text.backbone.base_model.model.embeddings.word_embeddings.weight"],
+                       state["towers.text.backbone.embeddings.word_embeddings.weight"])

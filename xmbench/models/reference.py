@@ -174,18 +174,19 @@ class ReferenceModel(nn.Module):
             self.towers[modality] = tower
 
 
-def load_foundation(model: ReferenceModel, state: dict[str, torch.Tensor]) -> list[str]:
+def load_foundation(model: ReferenceModel, state: dict[str, torch.Tensor], projection: bool = True) -> list[str]:
     """The pretrained weights into the model; returns the parts that start fresh instead.
 
     Every tower weight must be there (the foundation covers all three modalities; a dataset may
     have fewer). Heads and temperature load when the variant's match the foundation's (the
-    reference projection); otherwise they keep their fresh initialisation.
+    reference projection) and `projection` is true; otherwise they keep their fresh initialisation.
     """
     own = model.state_dict()
     missing = [k for k in own if k.startswith("towers.") and k not in state]
     if missing:
         raise ValueError(f"foundation checkpoint lacks {len(missing)} tower weights, e.g. {missing[0]}")
-    loadable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    loadable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape
+                and (projection or k.startswith("towers."))}
     model.load_state_dict(loadable, strict=False)
     return sorted({".".join(k.split(".")[:2]) for k in own if k not in loadable})
 
@@ -207,7 +208,8 @@ def build_reference(config: RunConfig, modalities: tuple[str, ...],
              for m in modalities}
     temperature = TEMPERATURES.bind(model_cfg.temperature)(list(config.train.pairs))
     model = ReferenceModel(towers, heads, temperature, PRECISIONS.bind(config.train.precision)(), config)
-    model.fresh_parts = load_foundation(model, foundation_state) if foundation_state is not None else []
+    model.fresh_parts = (load_foundation(model, foundation_state, model_cfg.pretrained_projection)
+                         if foundation_state is not None else [])
     for m in modalities:
         adapter = getattr(model_cfg, m).adapter
         if adapters and m in adapters:

@@ -45,7 +45,7 @@ def pretraining_config(config: RunConfig) -> RunConfig:
     towers = {m: replace(getattr(config.model, m), adapter=getattr(default, m).adapter, head=None)
               for m in ("text", "image", "audio")}
     model = replace(config.model, head=default.head, embed_dim=default.embed_dim, temperature=default.temperature,
-                    fusion=None, **towers)
+                    fusion=None, pretrained_projection=default.pretrained_projection, **towers)
     return replace(config, model=model)
 
 
