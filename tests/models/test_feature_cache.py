@@ -51,6 +51,9 @@ def test_padding_does_not_split_entries():
     narrow = {"input_ids": ids[:, :4], "attention_mask": mask[:, :4]}
     wide = {"input_ids": ids, "attention_mask": mask}
     assert row_keys(narrow, "cpu") == row_keys(wide, "cpu")
+    left = {"input_ids": torch.tensor([[0, 0, 101, 7, 8, 102], [0, 0, 0, 101, 9, 102]])}
+    left["attention_mask"] = (left["input_ids"] != 0).long()  # padded on the left: the same captions
+    assert row_keys(left, "cpu") == row_keys(wide, "cpu")
     assert len(set(row_keys(wide, "cpu"))) == 2 and row_keys(wide, "cpu") != row_keys(wide, "cuda")
 
 

@@ -21,6 +21,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,19 +40,40 @@ def weights_digest(module: nn.Module) -> str:
 
 
 def row_keys(inputs: dict[str, torch.Tensor], context: str) -> list[str]:
-    """One key per row: the row's tensors (real tokens only where there is an attention mask)."""
-    cpu = {name: value.detach().cpu() for name, value in sorted(inputs.items())}
-    mask = cpu.get("attention_mask")
+    """One key per row: the row's tensors (real tokens only where there is an attention mask).
+
+    Hashed from numpy views of each row (no copies): the lookup must stay far cheaper than the
+    smallest tower it stands in for.
+    """
+    arrays = {name: _numpy(value) for name, value in sorted(inputs.items())}
+    mask = inputs.get("attention_mask")
+    lengths = _prefix_lengths(mask) if mask is not None else None
     keys = []
-    for i in range(next(iter(cpu.values())).shape[0]):
+    for i in range(len(next(iter(arrays.values())))):
         digest = hashlib.blake2b(context.encode(), digest_size=16)
-        real = mask[i].bool() if mask is not None else None
-        for name, value in cpu.items():
-            row = value[i][real] if real is not None and value[i].shape[:1] == real.shape else value[i]
-            digest.update(f"{name}:{row.dtype}:{tuple(row.shape)}".encode())
-            digest.update(row.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        for name, array in arrays.items():
+            row = array[i]
+            if mask is not None and row.shape[:1] == (mask.shape[1],):
+                row = row[:lengths[i]] if lengths is not None else row[mask[i].cpu().bool().numpy()]
+            digest.update(f"{name}:{row.dtype}:{row.shape}".encode())
+            digest.update(np.ascontiguousarray(row))
         keys.append(digest.hexdigest())
     return keys
+
+
+def _numpy(value: torch.Tensor) -> np.ndarray:
+    value = value.detach().cpu().contiguous()
+    if value.dtype in (torch.bfloat16, torch.float16):  # hashed by their bits
+        value = value.view(torch.int16)
+    return value.numpy()
+
+
+def _prefix_lengths(mask: torch.Tensor) -> list[int] | None:
+    """Each row's real length when every mask is ones then zeros (right padding), else None."""
+    mask = mask.detach().cpu().bool()
+    lengths = mask.sum(1)
+    prefix = torch.arange(mask.shape[1]) < lengths[:, None]
+    return lengths.tolist() if torch.equal(prefix, mask) else None
 
 
 def _autocast_state(device_type: str) -> str:
