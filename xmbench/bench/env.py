@@ -10,11 +10,12 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
-import json
 import os
 import platform
 import subprocess
 from pathlib import Path
+
+from xmbench.data.fingerprint import data_fingerprint
 
 PACKAGES = ("xmbench", "torch", "torchvision", "torchaudio", "transformers", "peft", "numpy", "safetensors")
 
@@ -118,31 +119,6 @@ def factory_source(factory: str) -> str | None:
     except (ImportError, ValueError):
         return None
     return file_digest(Path(spec.origin)) if spec and spec.origin else None
-
-
-def data_fingerprint(data) -> str | None:
-    """For an on-disk dataset: the manifest's bytes and the size and time of every file it names
-    (the built-in set is a pure function of its config)."""
-    if data.name != "manifest":
-        return None
-    manifest = Path(data.manifest)
-    digest = hashlib.sha256((file_digest(manifest) or "missing").encode())
-    for line in (manifest.read_text().splitlines() if manifest.is_file() else []):
-        for name in _paths_in(line):
-            try:
-                stat = (manifest.parent / name).stat()
-                digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-            except OSError:
-                digest.update(f"{name}:missing".encode())
-    return digest.hexdigest()[:16]
-
-
-def _paths_in(line: str) -> list[str]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError:
-        return [part for part in line.split(",") if part.endswith((".png", ".jpg", ".jpeg", ".wav", ".flac"))]
-    return [str(row[k]) for k in ("image", "audio") if isinstance(row, dict) and row.get(k)]
 
 
 def provenance(config) -> dict[str, object]:

@@ -1,10 +1,11 @@
 """The on-disk cache: where foundation checkpoints and preprocessed built-in splits live.
 
-Preprocessed splits of the built-in dataset are a pure function of their DataConfig, so they
-are cached as tensors: each variant runs in its own process and would otherwise regenerate
-and re-tokenise the same data. On-disk (manifest) datasets are not cached: their files can
-change under the same config. Cached files are read with `weights_only=True`: a cache folder
-may be shared, and unpickling arbitrary objects from it would run arbitrary code.
+Preprocessed splits are cached as tensors: each variant runs in its own process and would
+otherwise regenerate (or decode) and re-tokenise the same data. The built-in dataset is a pure
+function of its DataConfig; an on-disk (manifest) split is keyed by its config and its data's
+fingerprint (xmbench.data.fingerprint: the manifest's bytes, every file's size and time), so a
+changed or touched file means decoding again. Cached files are read with `weights_only=True`: a
+cache folder may be shared, and unpickling arbitrary objects from it would run arbitrary code.
 """
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ def cache_root(override: str = "") -> Path:
     return Path(override or os.environ.get("XMBENCH_CACHE") or Path.home() / ".cache" / "xmbench")
 
 
-def split_path(cfg, split: str) -> Path:
-    """Keyed by what the config sets differently from the defaults: a new data option keeps the cache."""
-    key = json.dumps({"version": DATA_VERSION, "data": changes(cfg, type(cfg)()), "split": split}, sort_keys=True)
+def split_path(cfg, split: str, content: str | None = None) -> Path:
+    """Keyed by what the config sets differently from the defaults (a new data option keeps the
+    cache) and, for on-disk data, by the `content` fingerprint of its files."""
+    key = {"version": DATA_VERSION, "data": changes(cfg, type(cfg)()), "split": split}
+    if content is not None:
+        key["content"] = content
+    key = json.dumps(key, sort_keys=True)
     return cache_root() / "data" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
 
 

@@ -6,6 +6,7 @@ import json
 
 from xmbench.config import DataConfig
 from xmbench.data import cache
+from xmbench.data.fingerprint import data_fingerprint
 from xmbench.data.preprocess import EncodedSplit, Preprocessor
 from xmbench.data.split import RawSplit
 from xmbench.registry import DATASETS
@@ -19,17 +20,18 @@ def load_raw(cfg: DataConfig, split: str) -> RawSplit:
 
 
 def load_split(cfg: DataConfig, split: str) -> EncodedSplit:
-    """Model-ready tensors of one split; cached in-process and, for the built-in set, on disk."""
+    """Model-ready tensors of one split; cached in-process and on disk (xmbench.data.cache)."""
     return _load_split_cached(json.dumps(to_tree(cfg), sort_keys=True), split)
 
 
 @functools.lru_cache(maxsize=8)
 def _load_split_cached(cfg_json: str, split: str) -> EncodedSplit:
     cfg = load(DataConfig, json.loads(cfg_json))
-    if cfg.name != "synthetic":
+    content = data_fingerprint(cfg)
+    if cfg.name not in ("synthetic", "manifest"):  # a dataset xmbench cannot fingerprint is prepared every time
         encoded = Preprocessor(cfg)(load_raw(cfg, split))
-    else:
-        path = cache.split_path(cfg, split)
+    else:  # decoded and preprocessed once, then read from the cache
+        path = cache.split_path(cfg, split, content)
         encoded = cache.load_split(path)
         if encoded is None:
             encoded = Preprocessor(cfg)(load_raw(cfg, split))
