@@ -21,6 +21,7 @@ def test_records_hold_metrics_for_six_directions_costs_and_curve(tiny_base, tmp_
     costs = record.costs
     assert costs["train_steps"] == 6 and costs["trainable_params"] < costs["total_params"]
     assert costs["adapter_bytes"] > 0 and costs["peak_rss_mb"] > 0
+    assert costs["run_wall_s"] > costs["train_wall_s"] and 0 <= costs["foreign_cpu_share"] <= 1
     assert [p["step"] for p in record.curve] == [3, 6]
     assert set(record.curve[0]["val_r1"]) == set(DIRECTIONS)
     assert record.env["packages"]["torch"] == torch.__version__.split("+")[0] or record.env["packages"]["torch"]
@@ -80,3 +81,22 @@ def test_a_dataset_without_a_modality_skips_its_directions(tiny_base, tmp_path, 
     (record,) = run_suite(suite_of(base), tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)
     assert record.ok, record.error
     assert set(d for d in record.metrics if d != "rsum") == {"t2a", "a2t"}
+
+
+def test_a_run_beside_another_job_is_flagged(tiny_base, tmp_path, monkeypatch, capsys):
+    import xmbench.bench.runner as runner
+
+    class Busy:  # what the meter says when another process took half the CPUs
+        share = 0.5
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    monkeypatch.setattr(runner, "ContentionMeter", Busy)
+    (record,) = run_suite(suite_of(tiny_base), tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)
+    assert record.costs["foreign_cpu_share"] == 0.5
+    assert "lora seed=0: other processes used 50% of the CPUs during this run: its timings are not its own" \
+        in capsys.readouterr().err

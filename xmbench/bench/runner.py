@@ -18,6 +18,7 @@ from xmbench.bench import env
 from xmbench.bench.jobs import Job
 from xmbench.bench.record import DEFAULT_RECORDS, Record, read_record, slug
 from xmbench.errors import XmbenchError
+from xmbench.profile.contention import WARN_ABOVE, ContentionMeter
 from xmbench.registry import load_builtins
 from xmbench.suite import DerivedVariant, Suite, Variant
 
@@ -56,6 +57,10 @@ def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: 
         for job, record, seconds in executor.execute(wave, started=lambda job: _say(f"{job.label}: running")):
             outcome = "ok" if record.ok else f"FAILED: {record.error.splitlines()[0]}"
             _say(f"{job.label}: {outcome} in {seconds:.0f} s")
+            foreign = record.costs.get("foreign_cpu_share") or 0.0
+            if foreign > WARN_ABOVE:
+                _say(f"{job.label}: other processes used {foreign:.0%} of the CPUs during this run: its timings are "
+                     f"not its own (measure alone; `xmbench run --force --variant {job.variant.name}` to redo it)")
             records[job.variant.name, job.seed] = record
             bar.update(1)
     bar.close()
@@ -120,23 +125,12 @@ def run_variant(suite: str, variant: Variant | DerivedVariant, seed: int, artifa
 
     `on_model(model, test_split)` is called with the final model (the pytest plugin times it).
     """
-    from xmbench.bench.stages import execute, execute_derived
-
     base = dict(suite=suite, variant=variant.name, variant_id=variant.variant_id, seed=seed,
                 config=variant.record_config(), overrides=variant.overrides)
-    artifacts = artifact_dir(artifacts_dir, variant.name, seed)
     started = time.perf_counter()
     try:
-        if isinstance(variant, DerivedVariant):
-            inputs = {name: artifact_dir(artifacts_dir, name, seed) for name in variant.inputs}
-            missing = [name for name, path in inputs.items() if not (path / "run.json").exists()]
-            if missing:
-                raise XmbenchError(f"derived run needs the trained artifacts of {', '.join(missing)} seed {seed}, "
-                                   f"which are missing (did that variant fail?)")
-            outcome = execute_derived(variant.technique, inputs, variant.config, seed, artifacts, progress, on_model)
-        else:
-            teacher = artifact_dir(artifacts_dir, variant.config.train.teacher, seed) if variant.config.train.teacher else None
-            outcome = execute(variant.config, seed, artifacts, progress, on_model, f"{variant.variant_id}:{seed}", teacher)
+        with ContentionMeter() as contention:
+            outcome = _execute(variant, seed, artifacts_dir, progress, on_model)
     except XmbenchError as exc:
         return Record(status="failed", error=f"{type(exc).__name__}: {exc}", **base)
     except Exception as exc:  # noqa: BLE001 — a crashing variant must not stop the suite
@@ -144,4 +138,21 @@ def run_variant(suite: str, variant: Variant | DerivedVariant, seed: int, artifa
         return Record(status="failed", error=f"{type(exc).__name__}: {exc}\n{detail}", **base)
     if "costs" in outcome:  # the whole run (data, model, training, evaluation, profile): what a suite's run time adds up
         outcome["costs"]["run_wall_s"] = time.perf_counter() - started
+        if contention.share is not None and outcome["costs"].get("ranks", 1) == 1:  # other ranks are not foreign
+            outcome["costs"]["foreign_cpu_share"] = contention.share
     return Record(status="ok", **base, **outcome)
+
+
+def _execute(variant: Variant | DerivedVariant, seed: int, artifacts_dir: Path, progress: bool, on_model) -> dict:
+    from xmbench.bench.stages import execute, execute_derived
+
+    artifacts = artifact_dir(artifacts_dir, variant.name, seed)
+    if isinstance(variant, DerivedVariant):
+        inputs = {name: artifact_dir(artifacts_dir, name, seed) for name in variant.inputs}
+        missing = [name for name, path in inputs.items() if not (path / "run.json").exists()]
+        if missing:
+            raise XmbenchError(f"derived run needs the trained artifacts of {', '.join(missing)} seed {seed}, "
+                               f"which are missing (did that variant fail?)")
+        return execute_derived(variant.technique, inputs, variant.config, seed, artifacts, progress, on_model)
+    teacher = artifact_dir(artifacts_dir, variant.config.train.teacher, seed) if variant.config.train.teacher else None
+    return execute(variant.config, seed, artifacts, progress, on_model, f"{variant.variant_id}:{seed}", teacher)
