@@ -117,3 +117,14 @@ def test_a_run_with_the_cache_measures_what_it_measures_without(tiny_base, tmp_p
     cold, warm = first.profile["feature_cache"]["text"], second.profile["feature_cache"]["text"]
     assert cold["misses"] > 0 and cold["hits"] > 0  # later epochs of the first run hit
     assert warm["misses"] == 0 and warm["hits"] == cold["hits"] + cold["misses"]  # warm from the first run's file
+
+
+def test_an_entry_made_during_validation_serves_training(tiny_base, tmp_path):
+    model, split = frozen_text_model(tiny_base)
+    tower, head = model.towers["text"], model.heads["text"]
+    batch = split.rows("text", torch.arange(4))
+    with model.frozen_feature_cache(tmp_path, max_mb=64):
+        with torch.inference_mode():  # validation computes and stores these rows
+            tower(batch)
+        head(tower(batch)).sum().backward()  # training reads them: the head still gets its gradient
+    assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
