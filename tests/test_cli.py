@@ -18,12 +18,13 @@ def xmbench(*args, cwd=ROOT, check=False, env_extra=None):
 
 
 def test_smoke_suite_runs_and_reports(tmp_path):
+    suite = tmp_path / "smoke.toml"  # the CI suite at two seeds (CI runs all eight through the gate anyway)
+    suite.write_text((ROOT / "suites/smoke.toml").read_text().replace("seeds = [0, 1, 2, 3, 4, 5, 6, 7]", "seeds = [0, 1]"))
     records = tmp_path / "records"
-    run = xmbench("run", ROOT / "suites/smoke.toml", "--records", records, "--artifacts", tmp_path / "art",
-                  "--no-progress", check=True)
+    run = xmbench("run", suite, "--records", records, "--artifacts", tmp_path / "art", "--no-progress", check=True)
     assert "| lora_r8 " in run.stdout and "t2i R@1" in run.stdout
     files = sorted(p.name for p in (records / "smoke").iterdir())
-    assert files == [f"lora_r{r}__seed{s}.json" for r in (4, 8) for s in range(8)]
+    assert files == [f"lora_r{r}__seed{s}.json" for r in (4, 8) for s in range(2)]
     assert json.loads((records / "smoke" / files[0]).read_text())["status"] == "ok"
     report = xmbench("report", "--markdown", "--records", records, "--out", tmp_path / "r.md", check=True)
     assert report.stdout.strip() == (tmp_path / "r.md").read_text().strip()
