@@ -37,3 +37,27 @@ def test_the_report_states_its_rule_and_the_combination_to_run():
     rows = [line for line in text.splitlines() if line.startswith("| s ")]
     assert any("| flat" in line and "| not significant |" in line for line in rows)
     assert any("| costly" in line and "| better " in line and "+300%" in line for line in rows)
+
+
+def timed(records, latencies):
+    for r, latency in zip(records, latencies):
+        r.timings["query_latency_s"] = {"samples": [latency, latency * 1.1, latency * 1.2], "p50": latency * 1.1}
+    return records
+
+
+def test_a_latency_rise_costs_only_when_every_run_is_slower():
+    n = 200
+    half, all_hits = np.arange(n) % 2 == 0, np.ones(n, bool)
+    seeds = (0, 1, 2)  # three processes a side: the permutation test alone could never call it
+    records = (timed([record("ref", s, half, half) for s in seeds], [1.0, 1.05, 1.1])
+               + timed([record("slow", s, all_hits, half) for s in seeds], [1.3, 1.35, 1.4])
+               + timed([record("overlap", s, all_hits, half) for s in seeds], [1.0, 1.5, 1.6]))
+    rows = {r["technique"]: r for r in technique_rows(records)}
+    assert rows["slow"]["latency_worse"] and rows["slow"]["latency_rise"] == np.float64(1.35 / 1.05 - 1)
+    assert not rows["overlap"]["latency_worse"] and rows["overlap"]["latency_rise"] > 0.05
+    ranked = {r["technique"]: r for r in priorities(list(rows.values()))}
+    assert ranked["slow"]["priority"] == ranked["slow"]["low"] / (1 + rows["slow"]["latency_rise"])
+    assert ranked["overlap"]["priority"] == ranked["overlap"]["low"]  # within the machine's noise: no cost
+    summary = render_roadmap(records).split("## All techniques")[1]
+    assert "(n.s.)" in summary.split("| overlap")[1].splitlines()[0]
+    assert "(n.s.)" not in summary.split("| slow")[1].splitlines()[0]

@@ -164,32 +164,32 @@ def _timings(variant: str, current: list[Record], baseline: list[Record]) -> lis
     significance a permutation test over their logarithms. Otherwise Mann-Whitney U over the
     raw samples and the ratio of medians.
     """
-    deltas = []
-    for name in timing_names(current + baseline):
-        cur = [r.timings[name]["samples"] for r in current if r.timings.get(name, {}).get("samples")]
-        base = [r.timings[name]["samples"] for r in baseline if r.timings.get(name, {}).get("samples")]
-        if not cur or not base:
-            continue
-        if len(cur) >= MIN_PROCESSES and len(base) >= MIN_PROCESSES:
-            cur_deciles = np.log([np.percentile(s, PROCESS_PERCENTILE) for s in cur])
-            base_deciles = np.log([np.percentile(s, PROCESS_PERCENTILE) for s in base])
-            p = permutation_test(cur_deciles, base_deciles)
-            base_value, cur_value = float(np.exp(np.median(base_deciles))), float(np.exp(np.median(cur_deciles)))
-            ratio = cur_value / base_value
-            alpha, test = ALPHA_PROCESSES, f"permutation test over {len(base)}/{len(cur)} process p10s"
-        else:
-            flat_cur, flat_base = [x for s in cur for x in s], [x for s in base for x in s]
-            p = mann_whitney_u(flat_cur, flat_base)
-            base_value, cur_value = statistics.median(flat_base), statistics.median(flat_cur)
-            ratio = cur_value / base_value
-            alpha, test = ALPHA, f"Mann-Whitney over {len(flat_base)}/{len(flat_cur)} samples"
-        if p >= alpha or 1 / MIN_TIMING_EFFECT < ratio < MIN_TIMING_EFFECT:
-            mark = SAME
-        else:
-            mark = WORSE if ratio > 1 else BETTER  # lower is better
-        deltas.append(Delta(variant, name, "timing", base_value, cur_value, mark,
-                            note=f"median ×{ratio:.3f}, {test}, p={p:.2g}"))
-    return deltas
+    return [d for name in timing_names(current + baseline) if (d := timing_delta(variant, name, current, baseline))]
+
+
+def timing_delta(variant: str, name: str, current: list[Record], baseline: list[Record]) -> Delta | None:
+    """One timing judged as `_timings` describes; None when either side lacks its samples."""
+    cur = [r.timings[name]["samples"] for r in current if r.timings.get(name, {}).get("samples")]
+    base = [r.timings[name]["samples"] for r in baseline if r.timings.get(name, {}).get("samples")]
+    if not cur or not base:
+        return None
+    if len(cur) >= MIN_PROCESSES and len(base) >= MIN_PROCESSES:
+        cur_deciles = np.log([np.percentile(s, PROCESS_PERCENTILE) for s in cur])
+        base_deciles = np.log([np.percentile(s, PROCESS_PERCENTILE) for s in base])
+        p = permutation_test(cur_deciles, base_deciles)
+        base_value, cur_value = float(np.exp(np.median(base_deciles))), float(np.exp(np.median(cur_deciles)))
+        alpha, test = ALPHA_PROCESSES, f"permutation test over {len(base)}/{len(cur)} process p10s"
+    else:
+        flat_cur, flat_base = [x for s in cur for x in s], [x for s in base for x in s]
+        p = mann_whitney_u(flat_cur, flat_base)
+        base_value, cur_value = statistics.median(flat_base), statistics.median(flat_cur)
+        alpha, test = ALPHA, f"Mann-Whitney over {len(flat_base)}/{len(flat_cur)} samples"
+    ratio = cur_value / base_value
+    if p >= alpha or 1 / MIN_TIMING_EFFECT < ratio < MIN_TIMING_EFFECT:
+        mark = SAME
+    else:
+        mark = WORSE if ratio > 1 else BETTER  # lower is better
+    return Delta(variant, name, "timing", base_value, cur_value, mark, note=f"median ×{ratio:.3f}, {test}, p={p:.2g}")
 
 
 def timing_names(records: list[Record]) -> list[str]:
