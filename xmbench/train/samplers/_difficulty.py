@@ -76,3 +76,26 @@ def excluding(n_items: int, chosen):
     free = torch.ones(n_items, dtype=torch.bool)
     free[chosen] = False
     return free
+
+
+class DifficultySampler:
+    """What the difficulty samplers hold alike: their generator, each item's EMA loss and the first pass;
+    they observe per-item losses and checkpoint all three the same way. Subclasses draw (`next`)."""
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, options):
+        self.n_items, self.batch_size, self.options = n_items, min(batch_size, n_items), options
+        self.generator = torch.Generator().manual_seed(seed)
+        self.difficulty = Difficulty(n_items, options.ema)
+        self.first = FirstPass(n_items, self.generator, options.warm_start)
+
+    def observe(self, rows, per_item_loss) -> None:
+        self.difficulty.observe(rows, per_item_loss)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "difficulty": self.difficulty.state_dict(),
+                "first": self.first.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.difficulty.load_state_dict(state["difficulty"])
+        self.first.load_state_dict(state["first"])

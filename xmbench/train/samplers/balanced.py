@@ -20,7 +20,7 @@ from xmbench.errors import ConfigError
 from xmbench.lazy import torch
 from xmbench.registry import SAMPLERS
 from xmbench.schema import Range
-from xmbench.train.samplers._difficulty import Difficulty, FirstPass, excluding, round_half_up
+from xmbench.train.samplers._difficulty import DifficultySampler, excluding, round_half_up
 
 SHARE = Range(0, 1)
 
@@ -46,12 +46,9 @@ class BalancedOptions:
             raise ConfigError(f"hard_share + easy_share must be <= 1, got {self.hard_share} + {self.easy_share}")
 
 
-class BalancedSampler:
+class BalancedSampler(DifficultySampler):
     def __init__(self, n_items: int, batch_size: int, seed: int, options: BalancedOptions):
-        self.n_items, self.batch_size, self.options = n_items, min(batch_size, n_items), options
-        self.generator = torch.Generator().manual_seed(seed)
-        self.difficulty = Difficulty(n_items, options.ema)
-        self.first = FirstPass(n_items, self.generator, options.warm_start)
+        super().__init__(n_items, batch_size, seed, options)
         self.last = {"hard": 0, "easy": 0}
 
     def pools(self):
@@ -86,19 +83,6 @@ class BalancedSampler:
             free = excluding(self.n_items, rows).nonzero()[:, 0]
             rows = torch.cat([rows, self._uniform(free, rest)])
         return rows
-
-    def observe(self, rows, per_item_loss) -> None:
-        self.difficulty.observe(rows, per_item_loss)
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "difficulty": self.difficulty.state_dict(),
-                "first": self.first.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.difficulty.load_state_dict(state["difficulty"])
-        self.first.load_state_dict(state["first"])
-
 
 @SAMPLERS.register("balanced", BalancedOptions)
 def balanced(item_ids: list[str], batch_size: int, seed: int, options: BalancedOptions) -> BalancedSampler:

@@ -18,7 +18,7 @@ from typing import Annotated
 from xmbench.lazy import torch
 from xmbench.registry import SAMPLERS
 from xmbench.schema import NON_NEGATIVE, POSITIVE, Range
-from xmbench.train.samplers._difficulty import Difficulty, FirstPass, excluding
+from xmbench.train.samplers._difficulty import DifficultySampler, excluding
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,7 @@ class ImportanceOptions:
     warm_start: bool = True
 
 
-class ImportanceSampler:
-    def __init__(self, n_items: int, batch_size: int, seed: int, options: ImportanceOptions):
-        self.n_items, self.batch_size, self.options = n_items, min(batch_size, n_items), options
-        self.generator = torch.Generator().manual_seed(seed)
-        self.difficulty = Difficulty(n_items, options.ema)
-        self.first = FirstPass(n_items, self.generator, options.warm_start)
-
+class ImportanceSampler(DifficultySampler):
     def weights(self):
         """(items,) unnormalised sampling weights."""
         seen = self.difficulty.seen
@@ -65,19 +59,6 @@ class ImportanceSampler:
             drawn = torch.multinomial(weights, rest, replacement=False, generator=self.generator)
             rows = torch.cat([rows, drawn])
         return rows
-
-    def observe(self, rows, per_item_loss) -> None:
-        self.difficulty.observe(rows, per_item_loss)
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "difficulty": self.difficulty.state_dict(),
-                "first": self.first.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
-        self.difficulty.load_state_dict(state["difficulty"])
-        self.first.load_state_dict(state["first"])
-
 
 @SAMPLERS.register("importance", ImportanceOptions)
 def importance(item_ids: list[str], batch_size: int, seed: int, options: ImportanceOptions) -> ImportanceSampler:
