@@ -76,3 +76,29 @@ def test_probe_timings_are_compared_statistically_and_flops_exactly():
     assert marks(deltas)["encode.text.b8"] == "worse"
     assert marks(deltas)["flops.text_per_sample"] == "worse"
     assert marks(compare([probed(0.010, 900)], [probed(0.010, 900)]))["flops.text_per_sample"] == "equal"
+
+
+def with_reference(r: Record, reference_s: float) -> Record:
+    """The record as if its process also timed the machine reference beside its query path."""
+    noise = 1 + 0.02 * np.random.default_rng(r.seed + 7).random(40)
+    r.timings["machine_ref_s"] = {"samples": list(reference_s * noise)}
+    return r
+
+
+def test_a_slower_machine_is_divided_away_and_a_slower_model_is_not():
+    base = [with_reference(record(seed=s), 0.001) for s in range(4)]
+    machine = compare([with_reference(record(seed=s, latency_s=0.013), 0.0013) for s in range(4)], base)
+    delta = next(d for d in machine if d.metric == "query_latency_s")
+    assert delta.mark == "not significant" and abs(delta.ratio - 1.0) < 0.02
+    assert "over the machine reference (raw ×1.3" in delta.note
+    model = compare([with_reference(record(seed=s, latency_s=0.013), 0.001) for s in range(4)], base)
+    delta = next(d for d in model if d.metric == "query_latency_s")
+    assert delta.mark == "worse" and abs(delta.ratio - 1.3) < 0.02
+    assert "machine_ref_s" not in marks(model)  # the reference divides; it is never judged itself
+
+
+def test_the_reference_is_used_only_when_every_process_on_both_sides_timed_it():
+    base = [record(seed=s) for s in range(4)]  # an older baseline, before the reference existed
+    current = [with_reference(record(seed=s, latency_s=0.013), 0.0013) for s in range(4)]
+    delta = next(d for d in compare(current, base) if d.metric == "query_latency_s")
+    assert delta.mark == "worse" and abs(delta.ratio - 1.3) < 0.02 and "machine reference" not in delta.note

@@ -38,6 +38,14 @@ def test_relative_timing_and_exact_cost_rules():
     assert check([grown], rules).violations[0].rule == "trainable_params = 0"
 
 
+def test_a_relative_timing_rule_judges_the_ratio_over_the_machine_reference():
+    rules = parse_gates({"query_latency_s": "10%"})
+    busy_machine = Delta("v", "query_latency_s", "timing", 0.010, 0.013, "worse", change=1.02)
+    assert check([busy_machine], rules).passed  # raw ×1.3, but the reference slowed as much
+    slower_model = Delta("v", "query_latency_s", "timing", 0.010, 0.010, "worse", change=1.3)
+    assert not check([slower_model], rules).passed
+
+
 def test_probe_measurements_can_be_gated():
     rules = parse_gates({"encode.text.b8": "10%", "query.t2a.b1": "20%", "flops.image_per_sample": 0})
     assert [r.metric for r in rules] == ["encode.text.b8", "query.t2a.b1", "flops.image_per_sample"]

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from xmbench.profile.latency import cycled_rows, probe_latency, time_callable
+from xmbench.profile.latency import cycled_rows, probe_latency, time_callable, time_interleaved
+from xmbench.profile.machine_reference import reference_workload
 from xmbench.profile.scaling import fit_line, probe_shape_scaling
 from xmbench.report.profile import latency_table
 
@@ -11,6 +12,17 @@ def test_time_callable_reaches_count_and_time():
     m = time_callable(lambda: calls.append(1), warmup=2, min_count=7, min_time_s=0.0)
     assert len(m.samples) == 7 and len(calls) == 9
     assert set(m.summary()) >= {"p50", "p90", "p99", "mean", "stdev"}
+
+
+def test_time_interleaved_alternates_the_path_and_the_reference_call_for_call():
+    calls = []
+    path, reference = time_interleaved(lambda: calls.append("path"), lambda: calls.append("ref"), warmup=1,
+                                       min_count=4, min_time_s=0.0)
+    assert calls == ["path", "ref"] * 5 and len(path.samples) == len(reference.samples) == 4
+
+
+def test_the_machine_reference_is_a_fixed_workload():
+    assert reference_workload() == reference_workload()
 
 
 def test_cycled_rows():

@@ -18,10 +18,12 @@ import numpy as np
 from xmbench.bench.record import Record
 from xmbench.bench.stats import mann_whitney_u, mean_interval, paired_bootstrap, permutation_test
 from xmbench.config import DIRECTIONS
+from xmbench.profile import machine_reference
 
 QUALITY_METRICS = ("R@1", "R@5", "R@10", "mAP")
 TIMINGS = ("query_latency_s", "step_time_s")  # always present
 TIMING_PREFIXES = ("encode.", "query.")  # the latency probes' timings
+MACHINE_REFERENCE = machine_reference.NAME  # divides the other timings; never judged itself
 EXACT_COSTS = ("trainable_params", "nonzero_trainable_params", "total_params", "adapter_bytes", "model_bytes")
 EXACT_COST_PREFIXES = ("flops.", "mem.")  # the profile's FLOPs and memory-breakdown bytes
 ALPHA = 0.01  # significance of a timing test over the raw samples of single processes
@@ -45,6 +47,7 @@ class Delta:
     mark: str
     interval: tuple[float, float] | None = None  # of the difference (quality) or None
     note: str = ""
+    change: float | None = None  # a timing's judged ratio (over the machine reference when both sides timed it)
 
     @property
     def delta(self) -> float | None:
@@ -54,6 +57,8 @@ class Delta:
 
     @property
     def ratio(self) -> float | None:
+        if self.change is not None:
+            return self.change
         if not self.baseline or self.current is None:
             return None
         return self.current / self.baseline
@@ -161,8 +166,11 @@ def _timings(variant: str, current: list[Record], baseline: list[Record]) -> lis
     lower decile (interference from other work only ever adds time, so the 10th percentile is
     the steadiest estimate of the path's own cost, measured: 2-3× less spread than the median
     across processes here); the change is the ratio of the medians of those deciles and its
-    significance a permutation test over their logarithms. Otherwise Mann-Whitney U over the
-    raw samples and the ratio of medians.
+    significance a permutation test over their logarithms. When every process on both sides also
+    timed the machine reference beside its query path (xmbench.profile.machine_reference), each
+    decile is divided by that process's reference decile first: the change is then the model's,
+    not the machine's (the raw ratio stays in the note). Otherwise Mann-Whitney U over the raw
+    samples and the ratio of medians.
     """
     return [d for name in timing_names(current + baseline) if (d := timing_delta(variant, name, current, baseline))]
 
@@ -174,27 +182,48 @@ def timing_delta(variant: str, name: str, current: list[Record], baseline: list[
     if not cur or not base:
         return None
     if len(cur) >= MIN_PROCESSES and len(base) >= MIN_PROCESSES:
-        cur_deciles = np.log([np.percentile(s, PROCESS_PERCENTILE) for s in cur])
-        base_deciles = np.log([np.percentile(s, PROCESS_PERCENTILE) for s in base])
-        p = permutation_test(cur_deciles, base_deciles)
+        cur_deciles, base_deciles = process_deciles(current, name), process_deciles(baseline, name)
         base_value, cur_value = float(np.exp(np.median(base_deciles))), float(np.exp(np.median(cur_deciles)))
-        alpha, test = ALPHA_PROCESSES, f"permutation test over {len(base)}/{len(cur)} process p10s"
+        test = f"permutation test over {len(base)}/{len(cur)} process p10s"
+        ratio = cur_value / base_value
+        cur_relative, base_relative = relative_deciles(current, name), relative_deciles(baseline, name)
+        if cur_relative is not None and base_relative is not None:
+            cur_deciles, base_deciles = cur_relative, base_relative
+            test += f" over the machine reference (raw ×{ratio:.3f})"
+            ratio = float(np.exp(np.median(cur_deciles) - np.median(base_deciles)))
+        p = permutation_test(cur_deciles, base_deciles)
+        alpha = ALPHA_PROCESSES
     else:
         flat_cur, flat_base = [x for s in cur for x in s], [x for s in base for x in s]
         p = mann_whitney_u(flat_cur, flat_base)
         base_value, cur_value = statistics.median(flat_base), statistics.median(flat_cur)
         alpha, test = ALPHA, f"Mann-Whitney over {len(flat_base)}/{len(flat_cur)} samples"
-    ratio = cur_value / base_value
+        ratio = cur_value / base_value
     if p >= alpha or 1 / MIN_TIMING_EFFECT < ratio < MIN_TIMING_EFFECT:
         mark = SAME
     else:
         mark = WORSE if ratio > 1 else BETTER  # lower is better
-    return Delta(variant, name, "timing", base_value, cur_value, mark, note=f"median ×{ratio:.3f}, {test}, p={p:.2g}")
+    return Delta(variant, name, "timing", base_value, cur_value, mark, note=f"median ×{ratio:.3f}, {test}, p={p:.2g}",
+                 change=ratio)
+
+
+def process_deciles(records: list[Record], name: str) -> np.ndarray:
+    """The log of each record's lower-decile `name`, for the records that timed it."""
+    return np.log([np.percentile(r.timings[name]["samples"], PROCESS_PERCENTILE)
+                   for r in records if r.timings.get(name, {}).get("samples")])
+
+
+def relative_deciles(records: list[Record], name: str) -> np.ndarray | None:
+    """`process_deciles` less each process's machine-reference decile; None unless every record timed it."""
+    timed = [r for r in records if r.timings.get(name, {}).get("samples")]
+    if name == MACHINE_REFERENCE or not all(r.timings.get(MACHINE_REFERENCE, {}).get("samples") for r in timed):
+        return None
+    return process_deciles(timed, name) - process_deciles(timed, MACHINE_REFERENCE)
 
 
 def timing_names(records: list[Record]) -> list[str]:
     """The fixed timings first, then every probe's timing any record holds, in a stable order."""
-    extra = sorted({name for r in records for name in r.timings} - set(TIMINGS))
+    extra = sorted({name for r in records for name in r.timings} - set(TIMINGS) - {MACHINE_REFERENCE})
     return list(TIMINGS) + extra
 
 

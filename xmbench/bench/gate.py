@@ -56,9 +56,11 @@ class GateRule:
                 return (f"{delta.metric} dropped {drop:.2f} points ({delta.baseline:.2f} → {delta.current:.2f}; "
                         f"95% interval of the change [{low:.2f}, {high:.2f}]), more than the {self.limit:g} allowed")
             return None
-        rise = delta.current - delta.baseline
-        allowed = self.limit * abs(delta.baseline) if self.relative else self.limit
-        if rise > allowed:
+        if self.relative:  # the judged ratio: for timings, over the machine reference when both sides timed it
+            exceeded = delta.ratio is not None and delta.ratio - 1.0 > self.limit
+        else:
+            exceeded = delta.current - delta.baseline > self.limit
+        if exceeded:
             limit = f"{self.limit:.0%}" if self.relative else f"{self.limit:g}"
             return (f"{delta.metric} rose from {delta.baseline:.6g} to {delta.current:.6g}, "
                     f"more than the {limit} allowed ({delta.note})")

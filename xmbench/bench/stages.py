@@ -21,7 +21,8 @@ from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_
 from xmbench.models import capabilities
 from xmbench.models.artifacts import save_artifacts
 from xmbench.models.model import build_model, resolve_device, to_device
-from xmbench.profile.latency import query_path, time_callable
+from xmbench.profile import machine_reference
+from xmbench.profile.latency import query_path, time_interleaved
 from xmbench.profile.measurement import Measurement
 from xmbench.profile.memory import PeakMemory
 from xmbench.profile.stage import run_profile, step_probes
@@ -170,8 +171,10 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
     """Metrics, costs, timings, curve and the profile: the measured fields of a record."""
     timings = {}
     if evaluation.metrics.keys() - {"rsum"}:
-        timings["query_latency_s"] = time_callable(query_function(model, data.test, config, evaluation.embeddings),
-                                                   warmup=3, min_count=20, min_time_s=0.5).to_dict()
+        query, reference = time_interleaved(query_function(model, data.test, config, evaluation.embeddings),
+                                            machine_reference.reference_workload, warmup=3, min_count=20,
+                                            min_time_s=0.5, cuda=capabilities.device_of(model).type == "cuda")
+        timings["query_latency_s"], timings[machine_reference.NAME] = query.to_dict(), reference.to_dict()
     step_seconds = [s.seconds for s in result.steps]
     if step_seconds:
         timings["step_time_s"] = Measurement("s", step_seconds).to_dict()

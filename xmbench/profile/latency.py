@@ -27,6 +27,22 @@ def time_callable(fn: Callable[[], object], *, warmup: int = 3, min_count: int =
     return Measurement("s", samples)
 
 
+def time_interleaved(fn: Callable[[], object], reference: Callable[[], object], *, warmup: int = 3,
+                     min_count: int = 20, min_time_s: float = 0.5, cuda: bool = False) -> tuple[Measurement, Measurement]:
+    """Seconds per call of `fn` and of `reference` (on the CPU), alternating call for call so both see
+    the same interference from the rest of the machine."""
+    for _ in range(warmup):
+        fn()
+        reference()
+    samples: list[float] = []
+    reference_samples: list[float] = []
+    started = time.perf_counter()
+    while len(samples) < min_count or time.perf_counter() - started < min_time_s:
+        samples.append(_cuda_seconds(fn) if cuda else _cpu_seconds(fn))
+        reference_samples.append(_cpu_seconds(reference))
+    return Measurement("s", samples), Measurement("s", reference_samples)
+
+
 def _cpu_seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()

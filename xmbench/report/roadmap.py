@@ -23,7 +23,8 @@ import statistics
 import numpy as np
 import pandas as pd
 
-from xmbench.bench.compare import MIN_TIMING_EFFECT, PROCESS_PERCENTILE, WORSE, paired_differences, timing_delta
+from xmbench.bench.compare import (MIN_TIMING_EFFECT, WORSE, paired_differences, process_deciles, relative_deciles,
+                                   timing_delta)
 from xmbench.bench.stats import paired_bootstrap_sum
 from xmbench.config import DIRECTIONS
 from xmbench.report.techniques import RSUM_KS, reference_of, technique_frame
@@ -72,9 +73,10 @@ def _slower(latency, runs, base) -> bool:
         return False
     if latency.mark == WORSE:
         return True
-    p10 = [[float(np.percentile(r.timings["query_latency_s"]["samples"], PROCESS_PERCENTILE))
-            for r in side if r.timings.get("query_latency_s", {}).get("samples")] for side in (runs, base)]
-    return latency.ratio >= MIN_TIMING_EFFECT and min(p10[0]) > max(p10[1])
+    mine, theirs = (relative_deciles(side, "query_latency_s") for side in (runs, base))
+    if mine is None or theirs is None:  # as compare judges: over the machine reference when both sides timed it
+        mine, theirs = (process_deciles(side, "query_latency_s") for side in (runs, base))
+    return latency.ratio >= MIN_TIMING_EFFECT and min(mine) > max(theirs)
 
 
 def _median(values) -> float | None:
