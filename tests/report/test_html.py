@@ -28,6 +28,14 @@ def test_page_is_self_contained_with_every_plot():
     assert "Against the baseline" in page
 
 
+def test_step_notes_are_a_table_of_the_page():
+    noted = record("a", 0, 0.4, 0.002, 900)
+    noted.steps = [{"step": 0, "notes": {"stability/overflow_steps": 0}}, {"step": 1, "notes": {"stability/overflow_steps": 2}}]
+    page = render_html([noted, record("b", 0, 0.6, 0.004, 950)])
+    assert "<h3>Step notes</h3>" in page and "stability/overflow_steps" in page
+    assert "<h3>Step notes</h3>" not in render_html([record("b", 0, 0.6, 0.004, 950)])
+
+
 def test_pareto_frontier_keeps_only_undominated_points():
     points = pd.DataFrame({"quality": [50, 40, 60, 55], "cost": [1.0, 2.0, 3.0, 4.0]}, index=list("abcd"))
     assert list(_frontier(points, "cost").index) == ["a", "c"]

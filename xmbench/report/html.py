@@ -8,6 +8,7 @@ from xmbench.report import plots, profile
 from xmbench.report.frame import records_frame
 from xmbench.report.markdown import cost_table_frame, quality_table_frame
 from xmbench.report.profile import has_profile
+from xmbench.report.step_notes import step_notes_frame
 from xmbench.report.techniques import reference_of, technique_frame
 
 STYLE = """
@@ -54,6 +55,11 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
             parts.append(f"<h3>Techniques against the reference <code>{html.escape(reference_of(suite_records))}</code></h3>"
                          "<p class='note'>Δ in points, paired over the same test queries and seeds, 95% bootstrap "
                          "interval; an interval that contains 0 is not significant.</p>" + _table(techniques))
+        notes = step_notes_frame(suite_records)
+        if len(notes):
+            parts.append("<h3>Step notes</h3><p class='note'>What the techniques measured during training: first and "
+                         "last value (mean over seeds), min and max over every step that carried the note.</p>"
+                         + _table(notes))
         parts.append("<h3>Learning curves</h3>" + _img(plots.learning_curves(suite_records), "learning curves"))
         parts.append("<h3>R@1 per direction</h3>" + _img(plots.direction_bars(group), "R@1 per direction"))
         parts.append("<h3>Pareto: quality against latency and memory</h3>")

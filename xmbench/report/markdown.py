@@ -7,6 +7,7 @@ from xmbench.bench.record import Record
 from xmbench.config import DIRECTIONS
 from xmbench.report.frame import COSTS, QUALITY, records_frame
 from xmbench.report.profile import has_profile, render_record_profile
+from xmbench.report.step_notes import step_notes_table
 from xmbench.report.techniques import technique_table
 
 
@@ -77,6 +78,9 @@ def render_markdown(records: list[Record]) -> str:
         techniques = technique_table([r for r in records if r.suite == suite])
         if techniques:
             parts.append(techniques)
+        notes = step_notes_table([r for r in records if r.suite == suite])
+        if notes:
+            parts.append(notes)
         failed = group[group.status != "ok"]
         if len(failed):
             parts.append("Failed runs:\n")

@@ -23,8 +23,7 @@ import statistics
 import numpy as np
 import pandas as pd
 
-from xmbench.bench.compare import (MIN_TIMING_EFFECT, WORSE, paired_differences, process_deciles, relative_deciles,
-                                   timing_delta)
+from xmbench.bench.compare import MIN_TIMING_EFFECT, WORSE, paired_differences, process_deciles, relative_deciles, timing_delta
 from xmbench.bench.stats import paired_bootstrap_sum
 from xmbench.config import DIRECTIONS
 from xmbench.report.techniques import RSUM_KS, reference_of, technique_frame
