@@ -39,6 +39,16 @@ def timing_rows(output: str) -> list[str]:
     return [line for line in output.splitlines() if "_s " in line and line.startswith("|")]
 
 
+def busy_processes(records: Path) -> dict[str, float]:
+    """Runs whose query path was timed while other processes took over 10% of the CPUs, with that share."""
+    shares = {}
+    for path in sorted(records.rglob("*.json")):
+        share = json.loads(path.read_text()).get("costs", {}).get("latency_foreign_cpu_share")
+        if share is not None and share > 0.10:
+            shares[path.stem] = round(share, 3)
+    return shares
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="suites/smoke.toml")
@@ -67,7 +77,8 @@ def main() -> None:
             else:
                 correct = run.returncode == 1 and bool(rules) and all(re.search(expected, r) for r in rules)
             outcomes.append({"exit": run.returncode, "rules": rules, "correct": correct,
-                             "seconds": round(time.perf_counter() - started, 1), "timings": timing_rows(run.stdout)})
+                             "seconds": round(time.perf_counter() - started, 1), "timings": timing_rows(run.stdout),
+                             "busy_processes": busy_processes(scratch / "records")})
             print(f"{scenario} {i + 1}/{args.runs}: exit {run.returncode}, rules {rules or '-'}, "
                   f"{'as expected' if correct else 'WRONG'}", flush=True)
         results[scenario] = {"fault": fault, "correct": sum(o["correct"] for o in outcomes), "runs": args.runs,

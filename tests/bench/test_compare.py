@@ -102,3 +102,31 @@ def test_the_reference_is_used_only_when_every_process_on_both_sides_timed_it():
     current = [with_reference(record(seed=s, latency_s=0.013), 0.0013) for s in range(4)]
     delta = next(d for d in compare(current, base) if d.metric == "query_latency_s")
     assert delta.mark == "worse" and abs(delta.ratio - 1.3) < 0.02 and "machine reference" not in delta.note
+
+
+def test_processes_crowded_by_other_work_are_left_out_and_too_few_quiet_ones_are_not_judged():
+    base = [with_reference(record(seed=s), 0.001) for s in range(4)]
+    current = [with_reference(record(seed=s, latency_s=0.013), 0.001) for s in range(4)]
+    current[0].costs["latency_foreign_cpu_share"] = 0.4  # a busy neighbour while this process timed its query path
+    delta = next(d for d in compare(current, base) if d.metric == "query_latency_s")
+    assert delta.mark == "worse" and "over 4/3 process p10s" in delta.note and "1 busy processes left out" in delta.note
+    for r in current[1:3]:
+        r.costs["latency_foreign_cpu_share"] = 0.3
+    delta = next(d for d in compare(current, base) if d.metric == "query_latency_s")
+    assert delta.mark == "not significant" and delta.ratio is None
+    assert delta.note.startswith("not judged: other processes took over 10% of the CPUs while 3 of 8 processes")
+    quiet = [with_reference(record(seed=s, latency_s=0.013), 0.001) for s in range(4)]
+    for r in quiet:
+        r.costs["latency_foreign_cpu_share"] = 0.05  # under the threshold: judged as before
+    assert next(d for d in compare(quiet, base) if d.metric == "query_latency_s").mark == "worse"
+
+
+def test_a_timing_not_judged_is_shown_in_the_comparison_table():
+    from xmbench.report.markdown import comparison_table
+
+    base = [with_reference(record(seed=s), 0.001) for s in range(4)]
+    current = [with_reference(record(seed=s), 0.001) for s in range(4)]
+    for r in current:
+        r.costs["latency_foreign_cpu_share"] = 0.5
+    table = comparison_table(compare(current, base))
+    assert "query_latency_s" in table and "not judged" in table

@@ -31,6 +31,9 @@ ALPHA_PROCESSES = 0.05  # significance of a test over per-process medians (few, 
 MIN_PROCESSES = 3  # records a side before timings are compared process by process
 PROCESS_PERCENTILE = 10  # each process's timing is summarised by its lower decile
 MIN_TIMING_EFFECT = 1.05  # a median must move by 5% before a timing change counts
+NOT_JUDGED = "not judged"  # how a timing's note starts when contention left too few processes to judge
+BUSY_ABOVE = 0.10  # other processes' share of the CPUs above which a process's timing is not used
+BUSY_MEASURE = {"query_latency_s": "latency_foreign_cpu_share"}  # the contention measured while a timing was taken
 
 BETTER, WORSE, SAME = "better", "worse", "not significant"
 NEW_FAILURE, FIXED, INCOMPARABLE, NEW, EQUAL = "new failure", "fixed", "incomparable", "new", "equal"
@@ -176,11 +179,24 @@ def _timings(variant: str, current: list[Record], baseline: list[Record]) -> lis
 
 
 def timing_delta(variant: str, name: str, current: list[Record], baseline: list[Record]) -> Delta | None:
-    """One timing judged as `_timings` describes; None when either side lacks its samples."""
-    cur = [r.timings[name]["samples"] for r in current if r.timings.get(name, {}).get("samples")]
-    base = [r.timings[name]["samples"] for r in baseline if r.timings.get(name, {}).get("samples")]
-    if not cur or not base:
+    """One timing judged as `_timings` describes; None when either side lacks its samples.
+
+    Processes that other work crowded while they timed `name` are left out (`busy`); when that
+    leaves too few to judge, the timing is not judged and the note says why.
+    """
+    timed_current = [r for r in current if r.timings.get(name, {}).get("samples")]
+    timed_baseline = [r for r in baseline if r.timings.get(name, {}).get("samples")]
+    if not timed_current or not timed_baseline:
         return None
+    current, baseline = [r for r in timed_current if not busy(r, name)], [r for r in timed_baseline if not busy(r, name)]
+    crowded = len(timed_current) - len(current) + len(timed_baseline) - len(baseline)
+    enough = min(len(timed_current), len(timed_baseline)) < MIN_PROCESSES or min(len(current), len(baseline)) >= MIN_PROCESSES
+    if not current or not baseline or not enough:
+        return Delta(variant, name, "timing", None, None, SAME,
+                     note=f"{NOT_JUDGED}: other processes took over {BUSY_ABOVE:.0%} of the CPUs while {crowded} of "
+                          f"{len(timed_current) + len(timed_baseline)} processes timed it; run again on a quiet machine")
+    cur = [r.timings[name]["samples"] for r in current]
+    base = [r.timings[name]["samples"] for r in baseline]
     if len(cur) >= MIN_PROCESSES and len(base) >= MIN_PROCESSES:
         cur_deciles, base_deciles = process_deciles(current, name), process_deciles(baseline, name)
         base_value, cur_value = float(np.exp(np.median(base_deciles))), float(np.exp(np.median(cur_deciles)))
@@ -203,8 +219,19 @@ def timing_delta(variant: str, name: str, current: list[Record], baseline: list[
         mark = SAME
     else:
         mark = WORSE if ratio > 1 else BETTER  # lower is better
-    return Delta(variant, name, "timing", base_value, cur_value, mark, note=f"median ×{ratio:.3f}, {test}, p={p:.2g}",
-                 change=ratio)
+    left_out = f"; {crowded} busy processes left out" if crowded else ""
+    return Delta(variant, name, "timing", base_value, cur_value, mark,
+                 note=f"median ×{ratio:.3f}, {test}, p={p:.2g}{left_out}", change=ratio)
+
+
+def busy(record: Record, name: str) -> bool:
+    """Did other processes take more than BUSY_ABOVE of the CPUs while this record's process timed `name`?
+
+    The query path (and the machine reference beside it) has its own measurement; other timings
+    are judged by the whole run's share. Records that measured neither count as quiet.
+    """
+    share = record.costs.get(BUSY_MEASURE.get(name, "foreign_cpu_share"))
+    return share is not None and share > BUSY_ABOVE
 
 
 def process_deciles(records: list[Record], name: str) -> np.ndarray:

@@ -22,6 +22,7 @@ from xmbench.models import capabilities
 from xmbench.models.artifacts import save_artifacts
 from xmbench.models.model import build_model, resolve_device, to_device
 from xmbench.profile import machine_reference
+from xmbench.profile.contention import ContentionMeter
 from xmbench.profile.latency import query_path, time_interleaved
 from xmbench.profile.measurement import Measurement
 from xmbench.profile.memory import PeakMemory
@@ -170,11 +171,14 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
                     probes: dict, memory: dict, adapter_bytes: int | None, artifacts: Path) -> dict:
     """Metrics, costs, timings, curve and the profile: the measured fields of a record."""
     timings = {}
+    latency_contention = None
     if evaluation.metrics.keys() - {"rsum"}:
-        query, reference = time_interleaved(query_function(model, data.test, config, evaluation.embeddings),
-                                            machine_reference.reference_workload, warmup=3, min_count=20,
-                                            min_time_s=0.5, cuda=capabilities.device_of(model).type == "cuda")
+        path = query_function(model, data.test, config, evaluation.embeddings)
+        with ContentionMeter() as meter:  # what other processes took of the CPUs while the path was timed
+            query, reference = time_interleaved(path, machine_reference.reference_workload, warmup=3, min_count=20,
+                                                min_time_s=0.5, cuda=capabilities.device_of(model).type == "cuda")
         timings["query_latency_s"], timings[machine_reference.NAME] = query.to_dict(), reference.to_dict()
+        latency_contention = meter.share if distributed.current() is None else None  # other ranks are not foreign
     step_seconds = [s.seconds for s in result.steps]
     if step_seconds:
         timings["step_time_s"] = Measurement("s", step_seconds).to_dict()
@@ -189,6 +193,7 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
         "nonzero_trainable_params": capabilities.count_nonzero(model),
         "total_params": capabilities.count_parameters(model),
         "adapter_bytes": adapter_bytes,
+        "latency_foreign_cpu_share": latency_contention,
         **memory,
     }
     pairs = trained_pairs(model, config, data)

@@ -118,9 +118,9 @@ def _fmt(value: float | None, kind: str) -> str:
 
 def comparison_table(deltas, everything: bool = False) -> str:
     """Rows per variant × metric with a mark; by default only rows that changed or need a look."""
-    from xmbench.bench.compare import EQUAL, MARKS, SAME
+    from xmbench.bench.compare import EQUAL, MARKS, NOT_JUDGED, SAME
 
-    shown = [d for d in deltas if everything or d.mark not in (SAME, EQUAL)]
+    shown = [d for d in deltas if everything or d.mark not in (SAME, EQUAL) or d.note.startswith(NOT_JUDGED)]
     rows = [{"mark": MARKS[d.mark], "variant": d.variant, "metric": d.metric, "baseline": _fmt(d.baseline, d.kind),
              "current": _fmt(d.current, d.kind),
              "change": "–" if d.delta is None else (f"{d.delta:+.2f}" if d.kind == "quality" else f"×{d.ratio:.3f}"
