@@ -72,3 +72,21 @@ def test_new_failures_and_changed_configs_fail():
 def test_bad_rules_are_config_errors(table, message):
     with pytest.raises(ConfigError, match=message):
         parse_gates(table)
+
+
+def test_a_timing_rule_fails_only_when_the_data_show_a_rise_beyond_the_limit():
+    import numpy as np
+
+    rules = parse_gates({"query_latency_s": "15%"})
+    base = np.log(0.001 * np.array([1.00, 1.04, 0.97, 1.06, 0.99, 1.02, 0.95, 1.08]))
+    spread = np.array([1.00, 1.06, 0.96, 1.08, 0.98, 1.03, 0.94, 1.10])
+
+    def timing(ratio):
+        current = base + np.log(ratio) + np.log(spread) - np.log(spread).mean()
+        return Delta("v", "query_latency_s", "timing", 0.001, 0.001 * ratio, "worse", change=ratio,
+                     evidence=(current, base, "processes"))
+
+    assert check([timing(1.17)], rules).passed  # above 15%, but within the spread of the processes
+    failed = check([timing(1.40)], rules)
+    assert not failed.passed and "that it rose by more than 15%" in failed.violations[0].reason
+

@@ -31,3 +31,12 @@ def test_paired_bootstrap_is_deterministic_and_brackets_the_mean():
     assert (low, high) == paired_bootstrap(d)
     assert low < d.mean() < high and low > 0
     assert paired_bootstrap(np.zeros(50)) == (0.0, 0.0)
+
+
+def test_one_sided_alternatives():
+    assert permutation_test([6, 7, 8, 9, 10], [1, 2, 3, 4, 5], alternative="greater") == pytest.approx(1 / math.comb(10, 5))
+    assert permutation_test([1, 2, 3, 4, 5], [6, 7, 8, 9, 10], alternative="greater") == 1.0
+    two_sided = mann_whitney_u([4, 5, 6, 7], [1, 2, 3, 3.5])
+    assert mann_whitney_u([4, 5, 6, 7], [1, 2, 3, 3.5], alternative="greater") == pytest.approx(two_sided / 2)
+    assert mann_whitney_u([1, 2, 3, 3.5], [4, 5, 6, 7], alternative="greater") > 0.9
+

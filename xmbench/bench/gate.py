@@ -6,8 +6,10 @@
     query_latency_s = "10%"  # timing median: may rise at most 10%
     trainable_params = 0     # deterministic cost: may not grow
 
-A rule fails only on a significant change (see compare.py) beyond its limit. A new failure,
-and a variant whose config no longer matches the baseline, fail the gate too.
+A rule fails only on a significant change (see compare.py) beyond its limit; a relative timing
+rule only when a one-sided test on the current values shifted down by the limit still finds them
+slower (the data show a rise of more than the limit). A new failure, and a variant whose config
+no longer matches the baseline, fail the gate too.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from xmbench.bench.compare import (
     TIMINGS,
     WORSE,
     Delta,
+    rise_alpha,
+    rise_beyond,
 )
 from xmbench.config import DIRECTIONS
 from xmbench.errors import ConfigError, did_you_mean
@@ -60,10 +64,12 @@ class GateRule:
             exceeded = delta.ratio is not None and delta.ratio - 1.0 > self.limit
         else:
             exceeded = delta.current - delta.baseline > self.limit
-        if exceeded:
+        beyond = rise_beyond(delta, self.limit) if self.relative else None
+        if exceeded and (beyond is None or beyond < rise_alpha(delta)):
             limit = f"{self.limit:.0%}" if self.relative else f"{self.limit:g}"
+            confidence = "" if beyond is None else f"; p={beyond:.2g} that it rose by more than {limit}"
             return (f"{delta.metric} rose from {delta.baseline:.6g} to {delta.current:.6g}, "
-                    f"more than the {limit} allowed ({delta.note})")
+                    f"more than the {limit} allowed ({delta.note}{confidence})")
         return None
 
 

@@ -41,8 +41,11 @@ def paired_bootstrap_sum(differences: list, n_resamples: int = 2000, seed: int =
     return float(low), float(high)
 
 
-def mann_whitney_u(a, b) -> float:
-    """Two-sided p-value of the Mann-Whitney U test (normal approximation with tie correction)."""
+def mann_whitney_u(a, b, alternative: str = "two-sided") -> float:
+    """p-value of the Mann-Whitney U test (normal approximation with tie correction).
+
+    `alternative`: "two-sided", or "greater" (a tends to exceed b).
+    """
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     n1, n2 = len(x), len(y)
     if n1 == 0 or n2 == 0:
@@ -55,7 +58,10 @@ def mann_whitney_u(a, b) -> float:
     variance = n1 * n2 / 12 * ((n + 1) - (counts**3 - counts).sum() / (n * (n - 1)))
     if variance <= 0:
         return 1.0
-    z = (abs(u1 - n1 * n2 / 2) - 0.5) / math.sqrt(variance)  # continuity correction
+    if alternative == "greater":
+        z = (u1 - n1 * n2 / 2 - 0.5) / math.sqrt(variance)  # continuity correction
+        return float(0.5 * math.erfc(z / math.sqrt(2)))
+    z = (abs(u1 - n1 * n2 / 2) - 0.5) / math.sqrt(variance)
     return float(math.erfc(max(z, 0.0) / math.sqrt(2)))
 
 
@@ -71,8 +77,9 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def permutation_test(a, b, max_exact: int = 20_000, seed: int = 0) -> float:
-    """Two-sided p-value of a difference in means, by permuting group labels.
+def permutation_test(a, b, max_exact: int = 20_000, seed: int = 0, alternative: str = "two-sided") -> float:
+    """p-value of a difference in means, by permuting group labels; `alternative`: "two-sided", or
+    "greater" (a's mean exceeds b's).
 
     Exact over every split while there are at most `max_exact` of them, else sampled. Used on
     per-process medians: each process of a run is one observation of the machine's speed.
@@ -81,7 +88,8 @@ def permutation_test(a, b, max_exact: int = 20_000, seed: int = 0) -> float:
 
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     pooled, n = np.concatenate([x, y]), len(x)
-    observed = abs(x.mean() - y.mean())
+    sign = (lambda d: d) if alternative == "greater" else abs
+    observed = sign(x.mean() - y.mean())
     if math.comb(len(pooled), n) <= max_exact:
         splits = (list(c) for c in itertools.combinations(range(len(pooled)), n))
     else:
@@ -92,5 +100,5 @@ def permutation_test(a, b, max_exact: int = 20_000, seed: int = 0) -> float:
         mask = np.zeros(len(pooled), dtype=bool)
         mask[chosen] = True
         total += 1
-        extreme += abs(pooled[mask].mean() - pooled[~mask].mean()) >= observed - 1e-12
+        extreme += sign(pooled[mask].mean() - pooled[~mask].mean()) >= observed - 1e-12
     return extreme / total
