@@ -32,3 +32,9 @@ def test_the_markdown_report_shows_the_notes_and_omits_the_section_without_any()
     with_notes = render_markdown([run(0, [{"mine_negatives/mining_recall": 0.125}])])
     assert "Step notes:" in with_notes and "mine_negatives/mining_recall" in with_notes and "0.125" in with_notes
     assert "Step notes:" not in render_markdown([run(0, [{}, {}])])
+
+
+def test_whole_numbers_print_whole_and_fractions_to_four_significant_digits():
+    table = render_markdown([run(0, [{"stability/loss_scale": 65536.0, "m/recall": 0.0427351}])])
+    assert "65536" in table and "6.554e+04" not in table and "65540" not in table
+    assert "0.04274" in table

@@ -64,6 +64,11 @@ def step_notes_table(records) -> str:
     frame = step_notes_frame(records)
     if frame.empty:
         return ""
-    shown = frame.assign(**{c: frame[c].map(lambda v: f"{v:.4g}") for c in ("first", "last", "min", "max")})
+    shown = frame.assign(**{c: frame[c].map(_number) for c in ("first", "last", "min", "max")})
     return ("Step notes: what the techniques measured during training (first and last value, mean over the "
             "seeds; min and max over every step that carried the note).\n\n" + shown.to_markdown(index=False) + "\n")
+
+
+def _number(value: float) -> str:
+    """Whole numbers whole (a loss scale of 65536, not 6.554e+04), others to 4 significant digits."""
+    return f"{int(value)}" if float(value).is_integer() and abs(value) < 1e15 else f"{value:.4g}"
