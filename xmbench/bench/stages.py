@@ -17,7 +17,7 @@ from xmbench.config import RunConfig
 from xmbench.data.cache import cache_root
 from xmbench.data.preprocess import EncodedSplit
 from xmbench.data.sources import load_split
-from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_embeddings, evaluate_model
+from xmbench.eval.retrieval import direction_modalities, encode_split_states, evaluate_embeddings, evaluate_model
 from xmbench.models import capabilities
 from xmbench.models.artifacts import save_artifacts
 from xmbench.models.model import build_model, resolve_device, to_device
@@ -136,15 +136,21 @@ def validator(config: RunConfig, val_split: EncodedSplit, pairs):
         step = TrainingStep(model, config.train, pairs)  # the configured objective, not a callback's current one
         if trained_step is not None:  # but the loss's own learnt values (a sigmoid loss's bias) as trained
             step.loss_parameters = trained_step.loss_parameters
-        embeddings = {m: encode_split(model, val_split, m, config.eval.batch_size) for m in step.modalities}
+        encoded = {m: encode_split_states(model, val_split, m, config.eval.batch_size) for m in step.modalities}
+        embeddings = {m: e for m, (e, _) in encoded.items()}
+        states = {m: s for m, (_, s) in encoded.items() if s is not None} or None
         metrics, _ = evaluate_embeddings(embeddings, val_split, config.eval.directions, (1,), config.eval.chunk_size,
-                                         model)
+                                         model, states)
         device = capabilities.device_of(model)  # the embeddings and the logit scales live there
         if "text" in embeddings:  # in the loss, the first caption of each item stands for it
-            embeddings["text"] = embeddings["text"][val_split.caption_offsets[:-1].to(device)]
+            first = val_split.caption_offsets[:-1].to(device)
+            embeddings["text"] = embeddings["text"][first]
+            if states:
+                states["text"] = states["text"][first]
         items = torch.arange(len(val_split), device=device)
         losses = [step.objective({m: e[i:i + size] for m, e in embeddings.items()},
-                                 dict.fromkeys(embeddings, items[i:i + size])).total.item()
+                                 dict.fromkeys(embeddings, items[i:i + size]),
+                                 states={m: s[i:i + size] for m, s in states.items()} if states else None).total.item()
                   for i in range(0, len(val_split) - size + 1, size)]
         return sum(losses) / len(losses), {d: m["R@1"] for d, m in metrics.items() if isinstance(m, dict)}
 
@@ -160,11 +166,11 @@ def query_function(model, split: EncodedSplit, config: RunConfig, embeddings: di
     direction = next(d for d in config.eval.directions if set(direction_modalities(d)) <= available)
     query, gallery = direction_modalities(direction)
     device = capabilities.device_of(model)
-    gallery_emb = (embeddings or {}).get(gallery)
-    if gallery_emb is None:
-        gallery_emb = encode_split(model, split, gallery, config.eval.batch_size)
+    gallery_emb, gallery_states = (embeddings or {}).get(gallery), None
+    if gallery_emb is None or capabilities.has_states(model):  # the states are not kept with the evaluation's embeddings
+        gallery_emb, gallery_states = encode_split_states(model, split, gallery, config.eval.batch_size)
     return query_path(model, to_device(split.rows(query, torch.tensor([0])), device), query, gallery_emb.to(device),
-                      gallery_modality=gallery)
+                      gallery_modality=gallery, gallery_states=gallery_states)
 
 
 def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: TrainResult, evaluation: Evaluation,

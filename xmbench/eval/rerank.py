@@ -16,6 +16,9 @@ other rows follow in the first stage's order (their scores untouched). When the 
 clear the rest, c = 0 and they are the model's raw scores. (Re-scores closer than a float's
 resolution at the shifted magnitude may round to a tie: ties rank pessimistically.)
 
+A model with states (fusion before projection) gets each candidate's states gathered beside its
+embedding: `rerank(..., states=(the queries' states, the candidates' states))`.
+
 Memory: besides the returned (n_queries × n_gallery) matrix, which the evaluator ranks, a few
 (chunk × n_gallery) blocks for the chunk being placed, and the candidates' embeddings and the
 model's working set for at most PAIR_BUDGET query–candidate pairs at once (`rerank` is called
@@ -30,9 +33,11 @@ PAIR_BUDGET = 16384  # query–candidate pairs handed to model.rerank at once
 
 @torch.inference_mode()
 def reranked_scores(model, query_modality: str, queries: torch.Tensor, gallery_modality: str, gallery: torch.Tensor,
-                    chunk_size: int = 1024) -> torch.Tensor:
-    """(n_queries, n_gallery) scores: each query's first-stage top-k re-scored by the model, placed above the rest."""
+                    chunk_size: int = 1024, states: tuple | None = None) -> torch.Tensor:
+    """(n_queries, n_gallery) scores: each query's first-stage top-k re-scored by the model, placed above the rest.
+    `states` (the queries' and the gallery's rows' states) for a model that reads them (`encode_states`)."""
     queries, gallery = queries.float(), gallery.float()
+    query_states, gallery_states = states or (None, None)
     n_gallery = len(gallery)
     k = min(int(model.rerank_k), n_gallery)
     out = torch.empty(len(queries), n_gallery, device=queries.device)
@@ -40,13 +45,15 @@ def reranked_scores(model, query_modality: str, queries: torch.Tensor, gallery_m
         block = queries[start:start + chunk_size]
         first = block @ gallery.T
         top = first.topk(k, dim=1).indices if k else first.new_zeros(len(block), 0, dtype=torch.long)
-        rescored = _rerank(model, query_modality, block, gallery_modality, gallery, top)
+        block_states = None if query_states is None else query_states[start:start + chunk_size]
+        rescored = _rerank(model, query_modality, block, gallery_modality, gallery, top, block_states, gallery_states)
         out[start:start + len(block)] = place_above(first, top, rescored)
     return out
 
 
-def _rerank(model, query_modality, block, gallery_modality, gallery, top) -> torch.Tensor:
-    """model.rerank of each query's candidates, in sub-chunks of at most PAIR_BUDGET pairs."""
+def _rerank(model, query_modality, block, gallery_modality, gallery, top, query_states=None,
+            gallery_states=None) -> torch.Tensor:
+    """model.rerank of each query's candidates (with their states, when given), in sub-chunks of at most PAIR_BUDGET pairs."""
     k = top.shape[1]
     if k == 0:
         return top.float()
@@ -54,7 +61,11 @@ def _rerank(model, query_modality, block, gallery_modality, gallery, top) -> tor
     parts = []
     for i in range(0, len(block), rows):
         candidates = gallery[top[i:i + rows]]  # (rows, k, D)
-        scores = model.rerank(query_modality, block[i:i + rows], gallery_modality, candidates)
+        if gallery_states is None:
+            scores = model.rerank(query_modality, block[i:i + rows], gallery_modality, candidates)
+        else:  # the candidates' states gathered as their embeddings are
+            states = (query_states[i:i + rows], gallery_states[top[i:i + rows]])
+            scores = model.rerank(query_modality, block[i:i + rows], gallery_modality, candidates, states=states)
         if tuple(scores.shape) != (len(candidates), k):
             raise ValueError(f"model.rerank returned shape {tuple(scores.shape)} for {len(candidates)} queries with "
                              f"{k} candidates each; it must return ({len(candidates)}, {k}) scores")

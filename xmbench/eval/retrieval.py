@@ -224,19 +224,35 @@ def evaluate_scores(scores, query_ids, gallery_ids, ks=(1, 5, 10), chunk_size: i
     return summarize(rank_scores(scores, query_ids, gallery_ids, chunk_size), ks)
 
 
-@torch.inference_mode()
 def encode_split(model, split, modality: str, batch_size: int = 64) -> torch.Tensor:
     """Embeddings of every row of one modality of an EncodedSplit, in eval mode."""
+    return _encode_rows(model, split, modality, batch_size, with_states=False)[0]
+
+
+def encode_split_states(model, split, modality: str, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeddings, states) of every row of one modality: states for a model that reads them
+    (`capabilities.has_states`: fusion before projection), else None; the model run once per row."""
+    return _encode_rows(model, split, modality, batch_size, with_states=capabilities.has_states(model))
+
+
+@torch.inference_mode()
+def _encode_rows(model, split, modality: str, batch_size: int, with_states: bool):
     was_training = capabilities.set_training(model, False)
     try:
         order, device = split.length_order(modality), capabilities.device_of(model)
-        batches = []
+        batches, states = [], []
         for i in range(0, len(order), batch_size):
-            batch = capabilities.encode(model, modality, to_device(split.rows(modality, order[i:i + batch_size]), device))
+            inputs = to_device(split.rows(modality, order[i:i + batch_size]), device)
+            if with_states:
+                batch, state = capabilities.encode_states(model, modality, inputs)
+                states.append(state.float())
+            else:
+                batch = capabilities.encode(model, modality, inputs)
             capabilities.check_finite(modality, batch, first_row=i)
             batches.append(batch)
         # kept on the model's device: evaluation ranks there, and the loss of validation computes there
-        return torch.cat(batches).float()[torch.argsort(order).to(device)]  # back to row order
+        back = torch.argsort(order).to(device)  # back to row order
+        return torch.cat(batches).float()[back], (torch.cat(states)[back] if with_states else None)
     finally:
         if was_training:
             capabilities.set_training(model, True)
@@ -250,15 +266,18 @@ def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 10
     the alignment analysis and the latency probes' galleries without encoding twice.
     """
     directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
-    embeddings = {m: encode_split(model, split, m, batch_size) for m in {x for d in directions for x in direction_modalities(d)}}
-    return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size, model), embeddings)
+    encoded = {m: encode_split_states(model, split, m, batch_size) for m in {x for d in directions for x in direction_modalities(d)}}
+    embeddings = {m: e for m, (e, _) in encoded.items()}
+    states = {m: s for m, (_, s) in encoded.items() if s is not None} or None
+    return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size, model, states), embeddings)
 
 
 def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, ks=(1, 5, 10),
-                        chunk_size: int = 1024, model=None) -> tuple[dict, dict[str, QueryRanks]]:
+                        chunk_size: int = 1024, model=None, states: dict | None = None) -> tuple[dict, dict[str, QueryRanks]]:
     """Every direction (query→gallery, e.g. t2i) over precomputed embeddings of a split.
 
-    A `model` that scores pairs itself (capability `score`) ranks by its scores, others by dot products.
+    A `model` that scores pairs itself (capability `score`) ranks by its scores, others by dot products;
+    `states` (modality → the rows' states) go to a model that reads them (fusion before projection).
     Returns ({direction: metrics, "rsum": R@k summed over directions in percentage points},
     {direction: QueryRanks}).
     """
@@ -267,10 +286,14 @@ def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, 
     scorer = model is not None and capabilities.can_score(model)
     for direction in supported_directions(directions, set(embeddings)):
         q, g = direction_modalities(direction)
-        if model is not None and capabilities.reranks(model):  # the first stage's top-k re-scored by the model
-            from xmbench.eval.rerank import reranked_scores
+        pair_states = (states[q], states[g]) if states else None
+        if model is not None and (capabilities.reranks(model) or pair_states):
+            if capabilities.reranks(model):  # the first stage's top-k re-scored by the model
+                from xmbench.eval.rerank import reranked_scores
 
-            scores = reranked_scores(model, q, embeddings[q], g, embeddings[g], chunk_size)
+                scores = reranked_scores(model, q, embeddings[q], g, embeddings[g], chunk_size, pair_states)
+            else:  # scores that read the rows' states: every query at once, its states beside it
+                scores = capabilities.similarity(model, q, embeddings[q], g, embeddings[g], pair_states)
             per_query[direction] = rank_scores(scores, split.row_ids(q), split.row_ids(g), chunk_size)
             metrics[direction] = summarize(per_query[direction], ks)
             continue

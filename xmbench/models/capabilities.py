@@ -90,10 +90,19 @@ def can_score(model) -> bool:
     return callable(getattr(model, "score", None))
 
 
+def has_states(model) -> bool:
+    """True when the model's scores read more of each row than its embedding (`encode_states`: fusion
+    before projection reads the towers' outputs); such rows are encoded with their states."""
+    return callable(getattr(model, "encode_states", None))
+
+
 def similarity(model, query_modality: str, queries: torch.Tensor, gallery_modality: str,
-               gallery: torch.Tensor) -> torch.Tensor:
-    """(n_queries, n_gallery) similarities of encoded rows: the model's `score`, else dot products."""
+               gallery: torch.Tensor, states: tuple | None = None) -> torch.Tensor:
+    """(n_queries, n_gallery) similarities of encoded rows: the model's `score`, else dot products.
+    `states` (the queries' and the gallery's, from `encode_states`) go to a model that reads them."""
     if can_score(model):
+        if states is not None:
+            return model.score(query_modality, queries, gallery_modality, gallery, states=states)
         return model.score(query_modality, queries, gallery_modality, gallery)
     return queries @ gallery.T
 
@@ -176,7 +185,23 @@ def resized(model, modality: str, size: float):
 def encode(model, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """`model.encode`, its output checked: a float tensor with one row per input row, (rows, dim)
     unless the model scores pairs itself. A wrong output fails here, naming the modality."""
-    out = model.encode(modality, inputs)
+    return _checked(model, modality, inputs, model.encode(modality, inputs))
+
+
+def encode_states(model, modality: str, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeddings, states): `model.encode_states` for a model that has states (each checked as `encode`'s
+    output is, one row per input row), else (`encode`, None)."""
+    if not has_states(model):
+        return encode(model, modality, inputs), None
+    embeddings, states = model.encode_states(modality, inputs)
+    rows = len(next(iter(inputs.values())))
+    if not isinstance(states, torch.Tensor) or len(states) != rows:
+        raise ModelOutputError(f"model.encode_states({modality!r}, …) returned states of shape "
+                               f"{tuple(getattr(states, 'shape', ()))} for {rows} input rows; it must return one per row")
+    return _checked(model, modality, inputs, embeddings), states
+
+
+def _checked(model, modality: str, inputs: dict[str, torch.Tensor], out) -> torch.Tensor:
     rows = len(next(iter(inputs.values())))
     call = f"model.encode({modality!r}, …)"
     if not isinstance(out, torch.Tensor):

@@ -13,6 +13,10 @@ Optional capabilities, each a method or attribute the model may define:
 - `score(query_modality, queries, gallery_modality, gallery) -> (n_queries, n_gallery)`: for models
   whose similarity is not the dot product of `encode`'s outputs (fusion, re-rankers). Training,
   evaluation and the query path then use it.
+- `encode_states(modality, inputs) -> (embeddings, states)`: for models whose `score`/`rerank` read more
+  of each row than its embedding (fusion before projection: the towers' outputs). The states are
+  encoded with the rows (the gallery's once, like its embeddings) and reach `score(..., states=(query
+  states, gallery states))` and `rerank(..., states=(query states, candidate states))`.
 - `after_optimizer_step()`: called after each optimizer step (e.g. to clamp the temperature).
 - `components() -> {name: nn.Module}` and `component_of(parameter_name) -> name`: how profiling,
   memory breakdowns and parameter groups name the model's parts. Default: a parameter belongs to

@@ -71,12 +71,17 @@ class ReferenceModel(nn.Module):
         self.config = config  # what built it: twins for other input sizes are built from it
 
     def encode(self, modality: str, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encode_with_features(modality, inputs)[0]
+
+    def encode_with_features(self, modality: str, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the L2-normalised embeddings, the tower's pooled output before the projection head), the tower run once.
+        Not the `encode_states` capability: the bi-encoder's scores do not read the features (fusion before projection does)."""
         # profiler scopes: the trace and its per-tower split read these names
         device_type = next(iter(inputs.values())).device.type
         with record_function(f"tower/{modality}"), self.precision.context(f"tower/{modality}", device_type):
             features = self.towers[modality](inputs)
         with record_function(f"projection/{modality}"), self.precision.context(f"head/{modality}", device_type):
-            return F.normalize(self.heads[modality](features).float(), dim=-1)
+            return F.normalize(self.heads[modality](features).float(), dim=-1), features
 
     # -- capabilities ------------------------------------------------------------------------
     def logit_scales(self, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:

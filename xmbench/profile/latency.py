@@ -60,24 +60,33 @@ def _cuda_seconds(fn: Callable[[], object]) -> float:
 
 
 def query_path(model, query_inputs: dict[str, torch.Tensor], query_modality: str, gallery: torch.Tensor,
-               k: int = 10, gallery_modality: str | None = None) -> Callable[[], torch.Tensor]:
-    """The online retrieval path: encode the query, score it against a pre-encoded gallery, top-k."""
+               k: int = 10, gallery_modality: str | None = None,
+               gallery_states: torch.Tensor | None = None) -> Callable[[], torch.Tensor]:
+    """The online retrieval path: encode the query, score it against a pre-encoded gallery, top-k.
 
-    from xmbench.models.capabilities import similarity
+    A model that re-ranks re-scores the first stage's top-k inside the path; one whose scores read
+    the rows' states (fusion before projection) encodes the query's states with it and reads the
+    gallery's, pre-encoded as its embeddings are (`gallery_states`)."""
+    from xmbench.models.capabilities import has_states, reranks, similarity
 
     gallery_modality = gallery_modality or query_modality
-
-    from xmbench.models.capabilities import reranks
+    if has_states(model) and gallery_states is None:
+        raise ValueError("query_path: this model's scores read the rows' states; pass the gallery's (gallery_states)")
 
     @torch.inference_mode()
     def run() -> torch.Tensor:
-        query = model.encode(query_modality, query_inputs)
+        states = None
+        if gallery_states is None:
+            query = model.encode(query_modality, query_inputs)
+        else:
+            query, query_states = model.encode_states(query_modality, query_inputs)
+            states = (query_states, gallery_states)
         if reranks(model):  # the first stage's top-k re-scored by the model: part of the online path
             from xmbench.eval.rerank import reranked_scores
 
-            scores = reranked_scores(model, query_modality, query, gallery_modality, gallery)
+            scores = reranked_scores(model, query_modality, query, gallery_modality, gallery, states=states)
         else:
-            scores = similarity(model, query_modality, query, gallery_modality, gallery)
+            scores = similarity(model, query_modality, query, gallery_modality, gallery, states)
         return scores.topk(min(k, len(gallery)), dim=1).indices
 
     return run
@@ -98,8 +107,8 @@ def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, mi
     larger than the split. `galleries` (modality → the split's embeddings) are used when given,
     encoded here otherwise.
     """
-    from xmbench.eval.retrieval import direction_modalities, encode_split
-    from xmbench.models.capabilities import device_of
+    from xmbench.eval.retrieval import direction_modalities, encode_split_states
+    from xmbench.models.capabilities import device_of, has_states
     from xmbench.models.model import to_device
 
     device = device_of(model)
@@ -107,6 +116,7 @@ def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, mi
     modalities = [m for m in split.modalities if m in getattr(model, "modalities", split.modalities)]
     results: dict[str, Measurement] = {}
     galleries = {m: e.to(device) for m, e in (galleries or {}).items()}
+    gallery_states: dict[str, torch.Tensor | None] = {}
     for batch_size in batch_sizes:
         for modality in modalities:
             inputs = to_device(split.rows(modality, cycled_rows(split.n_rows(modality), batch_size)), device)
@@ -117,10 +127,11 @@ def probe_latency(model, split, directions, batch_sizes, min_count: int = 10, mi
             query, gallery = direction_modalities(direction)
             if query not in modalities or gallery not in modalities:
                 continue
-            if gallery not in galleries:
-                galleries[gallery] = encode_split(model, split, gallery).to(device)
+            if gallery not in galleries or (has_states(model) and gallery not in gallery_states):
+                galleries[gallery], gallery_states[gallery] = encode_split_states(model, split, gallery)
             inputs = to_device(split.rows(query, cycled_rows(split.n_rows(query), batch_size)), device)
-            path = query_path(model, inputs, query, galleries[gallery], gallery_modality=gallery)
+            path = query_path(model, inputs, query, galleries[gallery], gallery_modality=gallery,
+                              gallery_states=gallery_states.get(gallery))
             results[f"query.{direction}.b{batch_size}"] = time_callable(path, warmup=warmup, min_count=min_count,
                                                                         min_time_s=min_time_s, cuda=cuda)
     return results

@@ -49,14 +49,24 @@ class LossInput:
     teacher: dict[str, torch.Tensor] | None = None  # a teacher's embeddings of the same rows (distillation)
     local_rows: slice | None = None  # on several ranks with the local loss: this rank's rows of the global batch
     parameters: dict[str, torch.Tensor] = field(default_factory=dict)  # the loss's own learnable values (a bias)
+    states: dict[str, torch.Tensor] | None = None  # the rows' states, for a model whose scores read them
 
     def logits(self, a: str, b: str, rows: slice | None = None) -> torch.Tensor:
         """Scaled similarities of the a-rows (all, or `rows`) with every b-row: the model's `score`, else dot products."""
         scale = self.logit_scales[f"{a}-{b}" if f"{a}-{b}" in self.logit_scales else f"{b}-{a}"]
-        queries = self.embeddings[a] if rows is None else self.embeddings[a][rows]
         if capabilities.can_score(self.model):
-            return scale * capabilities.similarity(self.model, a, queries, b, self.embeddings[b])
+            return scale * self.similarity(a, b, rows)
+        queries = self.embeddings[a] if rows is None else self.embeddings[a][rows]
         return scale * queries @ self.embeddings[b].T  # (scale·a)·bᵀ: the order CLIP computes in
+
+    def similarity(self, a: str, b: str, rows: slice | None = None) -> torch.Tensor:
+        """Unscaled similarities of the a-rows (all, or `rows`) with every b-row, the rows' states passed
+        to a model that reads them: the model's `score`, else dot products."""
+        queries = self.embeddings[a] if rows is None else self.embeddings[a][rows]
+        states = None
+        if self.states:
+            states = (self.states[a] if rows is None else self.states[a][rows], self.states[b])
+        return capabilities.similarity(self.model, a, queries, b, self.embeddings[b], states)
 
 
 @dataclass
@@ -102,10 +112,15 @@ class TrainingStep:
         """Encode the batch (each modality once) and return the objective."""
         if self.ddp is not None:
             return self._distributed(batch, step, progress)
-        embeddings = {m: capabilities.encode(self.model, m, batch.inputs[m]) for m in self.modalities}
+        if capabilities.has_states(self.model):  # each tower run once for both
+            encoded = {m: capabilities.encode_states(self.model, m, batch.inputs[m]) for m in self.modalities}
+            embeddings, states = {m: e for m, (e, _) in encoded.items()}, {m: s for m, (_, s) in encoded.items()}
+        else:
+            embeddings = {m: capabilities.encode(self.model, m, batch.inputs[m]) for m in self.modalities}
+            states = None
         capabilities.check_same_width(self.model, embeddings)
         teacher = self.teacher(batch) if self.teacher else None
-        return self.objective(embeddings, batch.item_ids, step, progress, teacher)
+        return self.objective(embeddings, batch.item_ids, step, progress, teacher, states=states)
 
     def cached(self, micro: list[Batch], step: int = 0, progress: float = 0.0):
         """GradCache (Gao et al. 2021): the objective over every micro-batch at once, in bounded memory.
@@ -118,6 +133,9 @@ class TrainingStep:
         """
         if self.ddp is not None:
             raise ValueError("train.accumulation_mode = 'cached' does not combine with several ranks yet")
+        if capabilities.has_states(self.model):
+            raise ValueError("train.accumulation_mode = 'cached' caches embeddings only; a model whose scores read "
+                             "the rows' states (model.fusion = pre_projection) trains with 'plain' accumulation")
         with torch.no_grad():
             encoded = [{m: capabilities.encode(self.model, m, b.inputs[m]) for m in self.modalities} for b in micro]
         embeddings = {m: torch.cat([e[m] for e in encoded]).requires_grad_() for m in self.modalities}
@@ -144,6 +162,9 @@ class TrainingStep:
         """This rank's rows encoded under DDP, then the objective over the global batch gathered from every rank."""
         from xmbench.train import distributed
 
+        if capabilities.has_states(self.model):
+            raise ValueError("several ranks gather embeddings only; a model whose scores read the rows' states "
+                             "(model.fusion = pre_projection) trains on one rank")
         local, scales = self.ddp({m: batch.inputs[m] for m in self.modalities}, self.pairs)
         capabilities.check_same_width(self.model, local)
         embeddings = {m: distributed.gather(e) for m, e in local.items()}
@@ -156,11 +177,13 @@ class TrainingStep:
         return self.objective(embeddings, item_ids, step, progress, teacher, scales, rows)
 
     def objective(self, embeddings: dict[str, torch.Tensor], item_ids: dict[str, torch.Tensor], step: int = 0,
-                  progress: float = 0.0, teacher=None, scales=None, local_rows: slice | None = None) -> StepOutput:
-        """The loss over encoded rows, weighed and regularised: validation calls this on its embeddings."""
+                  progress: float = 0.0, teacher=None, scales=None, local_rows: slice | None = None,
+                  states: dict[str, torch.Tensor] | None = None) -> StepOutput:
+        """The loss over encoded rows (and their states, for a model that reads them), weighed and
+        regularised: validation calls this on its embeddings."""
         scales = scales if scales is not None else capabilities.logit_scales(self.model, self.pairs)
         inputs = LossInput(embeddings, item_ids, scales, self.pairs, self.model, step, progress, teacher, local_rows,
-                           dict(self.loss_parameters))
+                           dict(self.loss_parameters), states)
         out = self.loss(inputs)
         total = self._weighted(out.parts)
         parts = dict(out.parts)

@@ -28,9 +28,9 @@ def test_a_fused_variant_records_metrics_and_a_query_latency(tiny_base, tmp_path
     queries_seen = []
     original = rerank.reranked_scores
 
-    def spy(model, q_modality, queries, g_modality, gallery, chunk_size=1024):
+    def spy(model, q_modality, queries, g_modality, gallery, chunk_size=1024, states=None):
         queries_seen.append(len(queries))
-        return original(model, q_modality, queries, g_modality, gallery, chunk_size)
+        return original(model, q_modality, queries, g_modality, gallery, chunk_size, states)
 
     monkeypatch.setattr(rerank, "reranked_scores", spy)
     suite = parse_suite({"suite": {"name": "t"}, "base": tiny_base, "variants": {"fused": FUSED}})

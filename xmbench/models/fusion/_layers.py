@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xmbench.errors import ConfigError, ModelOutputError
 from xmbench.models import capabilities
 
 FUSION_FILE = "fusion.safetensors"
@@ -32,11 +33,11 @@ class PairCrossAttention(nn.Module):
     loss takes the b→a logits as the transpose of a→b ones). Cost per pair: O(T²·w + T·w²).
     """
 
-    def __init__(self, modalities, embed_dim: int, tokens: int, width: int, hidden: int, gate_init: float = 0.0):
+    def __init__(self, input_widths: dict[str, int], tokens: int, width: int, hidden: int, gate_init: float = 0.0):
         super().__init__()
         self.gate = nn.Parameter(torch.tensor(float(gate_init)))
         self.tokens_per_side, self.width = tokens, width
-        self.expand = nn.ModuleDict({m: nn.Linear(embed_dim, tokens * width) for m in modalities})
+        self.expand = nn.ModuleDict({m: nn.Linear(d, tokens * width) for m, d in input_widths.items()})
         self.query, self.key, self.value = (nn.Linear(width, width, bias=False) for _ in range(3))
         self.norm = nn.LayerNorm(width)
         self.hidden = nn.Linear(2 * width, hidden)
@@ -44,9 +45,9 @@ class PairCrossAttention(nn.Module):
         nn.init.zeros_(self.out.weight)  # the fused branch starts at 0: the fused score starts as the bi-encoder's
         nn.init.zeros_(self.out.bias)
 
-    def tokens(self, modality: str, embeddings: torch.Tensor) -> torch.Tensor:
-        """(..., D) embeddings → (..., T, w) tokens."""
-        return self.expand[modality](embeddings.float()).unflatten(-1, (self.tokens_per_side, self.width))
+    def tokens(self, modality: str, rows: torch.Tensor) -> torch.Tensor:
+        """(..., D_m) rows (embeddings, or a tower's outputs) → (..., T, w) tokens."""
+        return self.expand[modality](rows.float()).unflatten(-1, (self.tokens_per_side, self.width))
 
     def _attend(self, x: torch.Tensor, x_query: torch.Tensor, y_key: torch.Tensor, y_value: torch.Tensor):
         """x's tokens attending over y's (projections given, batch axes broadcast) → pooled (..., w)."""
@@ -81,11 +82,20 @@ class CrossAttentionFusion(nn.Module):
             raise ValueError(f"model.fusion: cross_attention needs the model's projections into one shared space, "
                              f"found widths {sorted(widths) or 'none'}")
         self.embed_dim = widths.pop()
-        self.fusion = PairCrossAttention(reference.modalities, self.embed_dim, options.tokens, options.width,
+        self.fusion = PairCrossAttention(self.input_widths(reference), options.tokens, options.width,
                                          options.hidden, options.gate_init)
         self.rerank_k = options.k
         self.pair_budget = options.pair_budget
         self.to(capabilities.device_of(reference))
+
+    # -- what the fused branch reads of each row (subclasses: fusion before projection) ------
+    def input_widths(self, reference) -> dict[str, int]:
+        """The width of the rows the fused branch reads, per modality: here the shared embeddings'."""
+        return dict.fromkeys(reference.modalities, self.embed_dim)
+
+    def fusion_rows(self, embeddings: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor:
+        """The rows the fused branch reads: here the embeddings themselves."""
+        return embeddings
 
     # -- what the fused model adds -----------------------------------------------------------
     @property
@@ -101,16 +111,22 @@ class CrossAttentionFusion(nn.Module):
         return self.fusion(x, y)
 
     def rerank(self, query_modality: str, queries: torch.Tensor, gallery_modality: str,
-               candidates: torch.Tensor) -> torch.Tensor:
-        """Scores of each query's own candidates: queries (n, D), candidates (n, k, D) → (n, k)."""
+               candidates: torch.Tensor, states: tuple | None = None) -> torch.Tensor:
+        """Scores of each query's own candidates: queries (n, D), candidates (n, k, D) → (n, k);
+        `states` (the queries' (n, …) and the candidates' (n, k, …)) when the fused branch reads them."""
+        query_states, candidate_states = states or (None, None)
         dots = (queries.float().unsqueeze(1) * candidates.float()).sum(-1)
-        return dots + self.gate * self.fused(query_modality, queries, gallery_modality, candidates)
+        fused = self.fused(query_modality, self.fusion_rows(queries, query_states), gallery_modality,
+                           self.fusion_rows(candidates, candidate_states))
+        return dots + self.gate * fused
 
     def score(self, query_modality: str, queries: torch.Tensor, gallery_modality: str,
-              gallery: torch.Tensor) -> torch.Tensor:
+              gallery: torch.Tensor, states: tuple | None = None) -> torch.Tensor:
         """Every query against every gallery row, (n_q, D) × (n_g, D) → (n_q, n_g), in chunks of ≤ pair_budget pairs."""
+        query_states, gallery_states = states or (None, None)
         dots = queries.float() @ gallery.float().T
-        y = self.fusion.tokens(gallery_modality, gallery).unsqueeze(0)  # (1, n_g, T, w): shared by every query
+        queries = self.fusion_rows(queries, query_states)
+        y = self.fusion.tokens(gallery_modality, self.fusion_rows(gallery, gallery_states)).unsqueeze(0)  # every query's
         rows = max(1, self.pair_budget // max(len(gallery), 1))
         fused = [self.fusion(self.fusion.tokens(query_modality, queries[i:i + rows]).unsqueeze(1), y)
                  for i in range(0, len(queries), rows)]
@@ -195,3 +211,33 @@ class CrossAttentionFusion(nn.Module):
             self.fusion.load_state_dict(load_file(str(path), device=str(capabilities.device_of(self))))
         except RuntimeError as exc:
             raise XmbenchError(f"{path}: the fusion's weights do not fit this model: {exc}") from None
+
+
+class PreProjectionFusion(CrossAttentionFusion):
+    """Fusion before projection: the fused branch reads each tower's pooled output, before its projection head.
+
+    The first stage is still the bi-encoder (dot products of the shared embeddings); the re-ranker's
+    tokens are expanded from the towers' outputs (each modality its own width), which are encoded with
+    the rows as their states (`encode_states`: the gallery's once, as its embeddings are). The fused
+    branch's gradients reach the towers through those states without passing the projection heads.
+    """
+
+    def __init__(self, reference, options):
+        if not callable(getattr(reference, "encode_with_features", None)):
+            raise ConfigError("model.fusion: pre_projection reads the towers' outputs before projection, which only "
+                              "the reference model exposes (`encode_with_features`); use cross_attention instead")
+        super().__init__(reference, options)
+
+    def input_widths(self, reference) -> dict[str, int]:
+        return {m: reference.towers[m].hidden_size for m in reference.modalities}
+
+    def fusion_rows(self, embeddings: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor:
+        if states is None:
+            raise ModelOutputError("model.fusion = pre_projection scores rows with their states (the towers' outputs), "
+                                   "and this caller passed embeddings only: encode the rows with "
+                                   "capabilities.encode_states and pass states=(query states, gallery states)")
+        return states
+
+    def encode_states(self, modality: str, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the shared embeddings, the tower's output before projection), the tower run once."""
+        return self.reference.encode_with_features(modality, inputs)

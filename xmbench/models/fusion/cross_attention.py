@@ -11,10 +11,9 @@ component `fusion`:
   with a residual and a LayerNorm; each side's tokens are mean-pooled (u, v) and
   f(x, y) = MLP([u ⊙ v, u + v]) (hidden width `hidden`, output layer zero at init). Nothing
   attends across pairs, and f is symmetric, so a→b and b→a scores agree.
-- Fusion before projection is not done: `encode` must return the shared (rows, D) embeddings,
-  which the first stage pre-encodes and every consumer of embeddings (losses, regularisers,
-  teachers, the alignment analysis) reads; the towers' token states never leave `encode`. The
-  fused branch starts instead from the shared features, re-expanded into tokens.
+- The fused branch starts from the shared features, re-expanded into tokens: the rows every
+  consumer of embeddings reads. Fusion before projection, on the towers' outputs, is the
+  technique `pre_projection` (same options, rows encoded with their states).
 - The gate: g a learned scalar, init `gate_init` (0: sigmoid 0.5). Since f starts at exactly 0,
   the fused model starts as the bi-encoder; training moves f and g, and can shut the branch
   (g → −∞ gives the bi-encoder's dot product exactly).

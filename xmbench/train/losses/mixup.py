@@ -97,6 +97,8 @@ def mixup(inputs, options: MixUpOptions):
             clean = F.cross_entropy(clean_logits, index, reduction="none")
             mixed_inputs = replace(inputs, embeddings={
                 **inputs.embeddings, query: mix(inputs.embeddings[query], lam, partner, options.renormalize)})
+            if inputs.states:  # a model whose scores read the rows' states: the mixed rows' states mix alike
+                mixed_inputs.states = {**inputs.states, query: mix(inputs.states[query], lam, partner, False)}
             logits = mixed_inputs.logits(query, gallery, rows)
             targets = soft_targets(lam, partner, n, rows).to(logits.device, logits.dtype)
             mixed = -(targets * F.log_softmax(logits, dim=1)).sum(1)

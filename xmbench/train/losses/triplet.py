@@ -41,11 +41,10 @@ def cosine(inputs, query: str, gallery: str, rows=None):
     """(queries, gallery rows) cosine similarities (the model's own score, when it scores pairs)."""
     from xmbench.models import capabilities
 
-    q = inputs.embeddings[query] if rows is None else inputs.embeddings[query][rows]
-    g = inputs.embeddings[gallery]
     if capabilities.can_score(inputs.model):
-        return capabilities.similarity(inputs.model, query, q, gallery, g)
-    return F.normalize(q, dim=-1) @ F.normalize(g, dim=-1).T
+        return inputs.similarity(query, gallery, rows)
+    q = inputs.embeddings[query] if rows is None else inputs.embeddings[query][rows]
+    return F.normalize(q, dim=-1) @ F.normalize(inputs.embeddings[gallery], dim=-1).T
 
 
 def batch_hard(similarity, positive, margin: float):

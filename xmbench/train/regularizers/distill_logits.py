@@ -51,8 +51,6 @@ def similarity_kl(student, teacher, temperature: float):
 @REGULARIZERS.register("distill_logits", DistillLogitsOptions)
 def distill_logits(inputs, options: DistillLogitsOptions):
     """KL(teacher ‖ student) of the in-batch similarity distributions at temperature τ, both directions, per pair."""
-    from xmbench.models import capabilities
-
     device = next(iter(inputs.embeddings.values())).device if inputs.embeddings else None
     teacher = inputs.teacher
     if teacher is None:
@@ -61,7 +59,7 @@ def distill_logits(inputs, options: DistillLogitsOptions):
     for a, b in inputs.pairs:
         if a not in teacher or b not in teacher or a not in inputs.embeddings or b not in inputs.embeddings:
             continue
-        student = capabilities.similarity(inputs.model, a, inputs.embeddings[a], b, inputs.embeddings[b])
+        student = inputs.similarity(a, b)
         taught = teacher[a].detach().float() @ teacher[b].detach().float().T
         if taught.shape != student.shape:
             raise ValueError(f"distill_logits: the teacher's {a}-{b} similarities are {tuple(taught.shape)}, the "
