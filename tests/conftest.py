@@ -58,3 +58,15 @@ def tiny_config(tiny_base):
     from xmbench.config import resolve
 
     return resolve(tiny_base)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread, for modules that mark themselves with it (`pytestmark = pytest.mark.usefixtures(
+    "one_thread")`): on two cores shared with other jobs, two threads stall each other (same results)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

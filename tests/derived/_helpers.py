@@ -1,7 +1,6 @@
 """Shared by the derived-run tests: tiny reference models built directly (no training), and hand computations."""
 from __future__ import annotations
 
-import pytest
 import torch
 
 from xmbench.config import resolve
@@ -11,15 +10,6 @@ from xmbench.models.reference import build_reference
 
 MODALITIES = ("text", "image", "audio")
 DIRECTIONS = ("t2i", "i2t", "t2a", "a2t", "i2a", "a2i")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread (autouse where imported): on two cores shared with other jobs, two threads stall each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def member(tiny_base, seed: int = 0, perturb: int | None = None, **overrides):

@@ -4,7 +4,6 @@ import torch
 
 from tests.derived._helpers import (
     member,
-    one_thread,  # noqa: F401 (an autouse fixture)
     split,
 )
 from xmbench.bench.runner import run_suite
@@ -13,6 +12,8 @@ from xmbench.errors import ConfigError
 from xmbench.models import capabilities
 from xmbench.registry import DERIVED
 from xmbench.suite import parse_suite
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 DIRECTIONS = ["t2i", "i2t", "t2a", "a2t", "i2a", "a2i"]
 

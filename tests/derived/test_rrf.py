@@ -1,4 +1,5 @@
 """rrf: reciprocal-rank fusion against a brute-force rank computation."""
+import pytest
 import torch
 
 from tests.derived._helpers import (
@@ -7,12 +8,13 @@ from tests.derived._helpers import (
     embeddings,
     member,
     metrics_of_scores,
-    one_thread,  # noqa: F401 (an autouse fixture)
     split,
 )
 from xmbench.derived.rrf import competition_ranks
 from xmbench.eval.retrieval import direction_modalities, encode_split, evaluate_model
 from xmbench.registry import DERIVED
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def brute_force_ranks(scores: torch.Tensor) -> torch.Tensor:

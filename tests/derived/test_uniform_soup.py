@@ -4,11 +4,12 @@ import torch
 
 from tests.derived._helpers import (
     member,
-    one_thread,  # noqa: F401 (an autouse fixture)
 )
 from xmbench.errors import ConfigError
 from xmbench.models import capabilities
 from xmbench.registry import DERIVED, TRANSFORMS
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def soup(models, **options):

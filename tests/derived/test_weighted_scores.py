@@ -9,13 +9,14 @@ from tests.derived._helpers import (
     embeddings,
     member,
     metrics_of_scores,
-    one_thread,  # noqa: F401 (an autouse fixture)
     split,
 )
 from xmbench.errors import ConfigError
 from xmbench.eval.retrieval import direction_modalities, evaluate_model
 from xmbench.models import capabilities
 from xmbench.registry import DERIVED
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def fitted(models, val, **options):

@@ -266,7 +266,8 @@ def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 10
     the alignment analysis and the latency probes' galleries without encoding twice.
     """
     directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
-    encoded = {m: encode_split_states(model, split, m, batch_size) for m in {x for d in directions for x in direction_modalities(d)}}
+    modalities = {x for d in directions for x in direction_modalities(d)}
+    encoded = {m: encode_split_states(model, split, m, batch_size) for m in modalities}
     embeddings = {m: e for m, (e, _) in encoded.items()}
     states = {m: s for m, (_, s) in encoded.items() if s is not None} or None
     return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size, model, states), embeddings)

@@ -19,12 +19,7 @@ def tones(*frequencies, seconds=1.0):
     return torch.stack([torch.sin(2 * math.pi * f * t) for f in frequencies]).float()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def test_440_hz_up_two_semitones_is_493_9_hz():

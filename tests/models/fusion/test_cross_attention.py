@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from xmbench.config import resolve
+from tests.models.fusion._helpers import MODALITIES, fused_config, perturb
 from xmbench.data.sources import load_split
 from xmbench.eval.retrieval import encode_split
 from xmbench.models import capabilities
@@ -15,22 +15,14 @@ from xmbench.models.reference import ReferenceModel
 from xmbench.train.engine import make_batch, train
 from xmbench.train.step import LossInput
 
-MODALITIES = ("text", "image", "audio")
 FUSION = {"name": "cross_attention", "k": 10, "tokens": 3, "width": 8, "hidden": 16}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on two cores shared with other jobs, two threads stall each other (same results)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture
 def config(tiny_base):
-    return resolve(tiny_base, {"model.fusion": FUSION, "train": {"steps": 3, "eval_every": 0}})
+    return fused_config(tiny_base, FUSION)
 
 
 @pytest.fixture
@@ -41,14 +33,6 @@ def fused(config):
 
 def unit_rows(n, d=16, seed=0):
     return torch.nn.functional.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=-1)
-
-
-def perturb(model):
-    """The fused branch away from its zero initialisation."""
-    with torch.no_grad():
-        for p in model.fusion.parameters():
-            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
-    return model
 
 
 def test_it_wraps_the_reference_model_and_delegates(fused, config):

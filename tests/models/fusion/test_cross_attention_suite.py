@@ -1,6 +1,5 @@
 """A suite variant with model.fusion runs end to end: trained, evaluated through the re-ranker, timed, saved."""
 import pytest
-import torch
 
 from xmbench.bench.runner import run_suite
 from xmbench.config import DIRECTIONS, resolve
@@ -11,13 +10,7 @@ from xmbench.suite import parse_suite
 FUSED = {"model.fusion": {"name": "cross_attention", "k": 10}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on two cores shared with other jobs, two threads stall each other (same results)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def test_the_config_id_of_a_fused_variant(tiny_base):

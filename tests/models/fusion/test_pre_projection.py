@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from tests.models.fusion._helpers import MODALITIES, fused_config, perturb
 from xmbench.bench.runner import run_suite
 from xmbench.bench.stages import query_function
 from xmbench.config import DIRECTIONS, resolve
@@ -20,22 +21,14 @@ from xmbench.suite import parse_suite
 from xmbench.train.engine import make_batch, train
 from xmbench.train.step import LossInput
 
-MODALITIES = ("text", "image", "audio")
 FUSION = {"name": "pre_projection", "k": 5, "tokens": 3, "width": 8, "hidden": 16}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on two cores shared with other jobs, two threads stall each other (same results)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture
 def config(tiny_base):
-    return resolve(tiny_base, {"model.fusion": FUSION, "train": {"steps": 3, "eval_every": 0}})
+    return fused_config(tiny_base, FUSION)
 
 
 @pytest.fixture
@@ -47,14 +40,6 @@ def fused(config):
 @pytest.fixture
 def test_split(config):
     return load_split(config.data, "test")
-
-
-def perturb(model):
-    """The fused branch away from its zero initialisation."""
-    with torch.no_grad():
-        for p in model.fusion.parameters():
-            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
-    return model
 
 
 def test_the_branch_reads_each_tower_s_output_at_its_own_width(fused, test_split):

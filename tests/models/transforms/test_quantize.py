@@ -19,13 +19,7 @@ from xmbench.suite import parse_suite
 MODALITIES = ("text", "image", "audio")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on two cores shared with other jobs, two threads stall each other (same results)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def quantize(model, **options):

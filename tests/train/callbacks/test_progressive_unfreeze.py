@@ -1,8 +1,10 @@
 """Progressive unfreezing: one more layer from the top every K steps, up to a maximum; unfrozen layers join the optimizer."""
 import pytest
 
-from tests.train.callbacks.test_unfreeze_top import base_weights, changed, one_thread, run  # noqa: F401 (fixture)
+from tests.train.callbacks.test_unfreeze_top import base_weights, changed, run
 from xmbench.train.callbacks.progressive_unfreeze import ProgressiveUnfreezeOptions, layers_at
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.mark.parametrize(("options", "expected"), [
