@@ -8,6 +8,8 @@ from xmbench.report import plots, profile
 from xmbench.report.frame import records_frame
 from xmbench.report.markdown import cost_table_frame, quality_table_frame
 from xmbench.report.profile import has_profile
+from xmbench.report.ingredients import INTRO as INGREDIENTS_INTRO
+from xmbench.report.ingredients import ingredient_frame
 from xmbench.report.step_notes import step_notes_frame
 from xmbench.report.techniques import reference_of, technique_frame
 
@@ -55,6 +57,10 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
             parts.append(f"<h3>Techniques against the reference <code>{html.escape(reference_of(suite_records))}</code></h3>"
                          "<p class='note'>Δ in points, paired over the same test queries and seeds, 95% bootstrap "
                          "interval; an interval that contains 0 is not significant.</p>" + _table(techniques))
+        ingredients = ingredient_frame(suite_records)
+        if len(ingredients):
+            parts.append(f"<h3>Derived runs against their best ingredient</h3><p class='note'>"
+                         f"{html.escape(INGREDIENTS_INTRO)}</p>" + _table(ingredients))
         notes = step_notes_frame(suite_records)
         if len(notes):
             parts.append("<h3>Step notes</h3><p class='note'>What the techniques measured during training: first and "

@@ -7,6 +7,7 @@ from xmbench.bench.record import Record
 from xmbench.config import DIRECTIONS
 from xmbench.report.frame import COSTS, QUALITY, records_frame
 from xmbench.report.profile import has_profile, render_record_profile
+from xmbench.report.ingredients import ingredient_table
 from xmbench.report.step_notes import step_notes_table
 from xmbench.report.techniques import technique_table
 
@@ -78,6 +79,9 @@ def render_markdown(records: list[Record]) -> str:
         techniques = technique_table([r for r in records if r.suite == suite])
         if techniques:
             parts.append(techniques)
+        ingredients = ingredient_table([r for r in records if r.suite == suite])
+        if ingredients:
+            parts.append(ingredients)
         notes = step_notes_table([r for r in records if r.suite == suite])
         if notes:
             parts.append(notes)

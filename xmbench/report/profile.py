@@ -52,7 +52,10 @@ def flops_frame(record) -> pd.DataFrame:
     if not info:
         return pd.DataFrame()
     rows = [{"what": f"{m} forward / sample", "GFLOP": round(v / 1e9, 4)} for m, v in info["per_sample_forward"].items()]
-    rows.append({"what": "training step (fwd+bwd)", "GFLOP": round(info["train_step_flops"] / 1e9, 3)})
+    if info.get("train_step_flops") is not None:  # none for a model transformed after training (quantised)
+        rows.append({"what": "training step (fwd+bwd)", "GFLOP": round(info["train_step_flops"] / 1e9, 3)})
+    elif info.get("note"):
+        rows.append({"what": f"training step: {info['note']}", "GFLOP": "–"})
     if info.get("mfu") is not None:
         rows.append({"what": "achieved GFLOP/s (median step)", "GFLOP": round(info["achieved_flops_per_s"] / 1e9, 2)})
         rows.append({"what": "measured matmul peak GFLOP/s", "GFLOP": round(info["peak_flops_per_s"] / 1e9, 2)})

@@ -37,7 +37,7 @@ def technique_frame(records) -> pd.DataFrame:
         runs = [r for r in ok if r.variant == variant]
         row = {"variant": variant + (" (reference)" if variant == reference else ""), "seeds": len(runs)}
         if variant != reference:
-            row.update(_quality_deltas(runs, base))
+            row.update(quality_deltas(runs, base))
         row.update(_costs(runs))
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -46,7 +46,8 @@ def technique_frame(records) -> pd.DataFrame:
     return frame
 
 
-def _quality_deltas(runs, base) -> dict:
+def quality_deltas(runs, base) -> dict:
+    """Δ rsum and Δ R@1 per direction of `runs` against `base`, paired over queries and seeds, as cells."""
     directions = [d for d in DIRECTIONS if all(d in r.per_query for r in runs + base)]
     row: dict = {}
     rsum_parts = []
