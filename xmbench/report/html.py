@@ -6,10 +6,10 @@ import html
 
 from xmbench.report import plots, profile
 from xmbench.report.frame import records_frame
-from xmbench.report.markdown import cost_table_frame, quality_table_frame
-from xmbench.report.profile import has_profile
 from xmbench.report.ingredients import INTRO as INGREDIENTS_INTRO
 from xmbench.report.ingredients import ingredient_frame
+from xmbench.report.markdown import cost_table_frame, quality_table_frame
+from xmbench.report.profile import has_profile
 from xmbench.report.step_notes import step_notes_frame
 from xmbench.report.techniques import reference_of, technique_frame
 

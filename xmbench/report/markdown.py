@@ -6,8 +6,8 @@ import pandas as pd
 from xmbench.bench.record import Record
 from xmbench.config import DIRECTIONS
 from xmbench.report.frame import COSTS, QUALITY, records_frame
-from xmbench.report.profile import has_profile, render_record_profile
 from xmbench.report.ingredients import ingredient_table
+from xmbench.report.profile import has_profile, render_record_profile
 from xmbench.report.step_notes import step_notes_table
 from xmbench.report.techniques import technique_table
 
