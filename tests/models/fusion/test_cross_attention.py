@@ -4,13 +4,12 @@ import math
 import pytest
 import torch
 
-from tests.models.fusion._helpers import MODALITIES, fused_config, perturb
+from tests.models.fusion._helpers import MODALITIES, perturb
 from xmbench.data.sources import load_split
 from xmbench.eval.retrieval import encode_split
 from xmbench.models import capabilities
 from xmbench.models.artifacts import load_artifacts, save_artifacts
 from xmbench.models.fusion._layers import FUSION_FILE, CrossAttentionFusion
-from xmbench.models.model import build_model
 from xmbench.models.reference import ReferenceModel
 from xmbench.train.engine import make_batch, train
 from xmbench.train.step import LossInput
@@ -18,17 +17,6 @@ from xmbench.train.step import LossInput
 FUSION = {"name": "cross_attention", "k": 10, "tokens": 3, "width": 8, "hidden": 16}
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
-
-
-@pytest.fixture
-def config(tiny_base):
-    return fused_config(tiny_base, FUSION)
-
-
-@pytest.fixture
-def fused(config):
-    model, _ = build_model(config, MODALITIES, seed=0, progress=False)
-    return model
 
 
 def unit_rows(n, d=16, seed=0):

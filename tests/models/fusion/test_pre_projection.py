@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tests.models.fusion._helpers import MODALITIES, fused_config, perturb
+from tests.models.fusion._helpers import MODALITIES, perturb
 from xmbench.bench.runner import run_suite
 from xmbench.bench.stages import query_function
 from xmbench.config import DIRECTIONS, resolve
@@ -24,17 +24,6 @@ from xmbench.train.step import LossInput
 FUSION = {"name": "pre_projection", "k": 5, "tokens": 3, "width": 8, "hidden": 16}
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
-
-
-@pytest.fixture
-def config(tiny_base):
-    return fused_config(tiny_base, FUSION)
-
-
-@pytest.fixture
-def fused(config):
-    model, _ = build_model(config, MODALITIES, seed=0, progress=False)
-    return model.eval()
 
 
 @pytest.fixture
