@@ -136,9 +136,8 @@ def validator(config: RunConfig, val_split: EncodedSplit, pairs):
         step = TrainingStep(model, config.train, pairs)  # the configured objective, not a callback's current one
         if trained_step is not None:  # but the loss's own learnt values (a sigmoid loss's bias) as trained
             step.loss_parameters = trained_step.loss_parameters
-        encoded = {m: encode_split_states(model, val_split, m, config.eval.batch_size) for m in step.modalities}
-        embeddings = {m: e for m, (e, _) in encoded.items()}
-        states = {m: s for m, (_, s) in encoded.items() if s is not None} or None
+        embeddings, states = capabilities.embeddings_and_states(
+            {m: encode_split_states(model, val_split, m, config.eval.batch_size) for m in step.modalities})
         metrics, _ = evaluate_embeddings(embeddings, val_split, config.eval.directions, (1,), config.eval.chunk_size,
                                          model, states)
         device = capabilities.device_of(model)  # the embeddings and the logit scales live there

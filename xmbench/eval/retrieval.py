@@ -226,33 +226,27 @@ def evaluate_scores(scores, query_ids, gallery_ids, ks=(1, 5, 10), chunk_size: i
 
 def encode_split(model, split, modality: str, batch_size: int = 64) -> torch.Tensor:
     """Embeddings of every row of one modality of an EncodedSplit, in eval mode."""
-    return _encode_rows(model, split, modality, batch_size, with_states=False)[0]
-
-
-def encode_split_states(model, split, modality: str, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(embeddings, states) of every row of one modality: states for a model that reads them
-    (`capabilities.has_states`: fusion before projection), else None; the model run once per row."""
-    return _encode_rows(model, split, modality, batch_size, with_states=capabilities.has_states(model))
+    return encode_split_states(model, split, modality, batch_size)[0]
 
 
 @torch.inference_mode()
-def _encode_rows(model, split, modality: str, batch_size: int, with_states: bool):
+def encode_split_states(model, split, modality: str, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(embeddings, states) of every row of one modality, in eval mode: states for a model that reads them
+    (`capabilities.has_states`: fusion before projection), else None; the model run once per row."""
     was_training = capabilities.set_training(model, False)
     try:
         order, device = split.length_order(modality), capabilities.device_of(model)
         batches, states = [], []
         for i in range(0, len(order), batch_size):
             inputs = to_device(split.rows(modality, order[i:i + batch_size]), device)
-            if with_states:
-                batch, state = capabilities.encode_states(model, modality, inputs)
-                states.append(state.float())
-            else:
-                batch = capabilities.encode(model, modality, inputs)
+            batch, state = capabilities.encode_states(model, modality, inputs)
             capabilities.check_finite(modality, batch, first_row=i)
             batches.append(batch)
+            if state is not None:
+                states.append(state.float())
         # kept on the model's device: evaluation ranks there, and the loss of validation computes there
         back = torch.argsort(order).to(device)  # back to row order
-        return torch.cat(batches).float()[back], (torch.cat(states)[back] if with_states else None)
+        return torch.cat(batches).float()[back], (torch.cat(states)[back] if states else None)
     finally:
         if was_training:
             capabilities.set_training(model, True)
@@ -267,9 +261,8 @@ def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 10
     """
     directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
     modalities = {x for d in directions for x in direction_modalities(d)}
-    encoded = {m: encode_split_states(model, split, m, batch_size) for m in modalities}
-    embeddings = {m: e for m, (e, _) in encoded.items()}
-    states = {m: s for m, (_, s) in encoded.items() if s is not None} or None
+    embeddings, states = capabilities.embeddings_and_states(
+        {m: encode_split_states(model, split, m, batch_size) for m in modalities})
     return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size, model, states), embeddings)
 
 
@@ -288,13 +281,14 @@ def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, 
     for direction in supported_directions(directions, set(embeddings)):
         q, g = direction_modalities(direction)
         pair_states = (states[q], states[g]) if states else None
-        if model is not None and (capabilities.reranks(model) or pair_states):
-            if capabilities.reranks(model):  # the first stage's top-k re-scored by the model
-                from xmbench.eval.rerank import reranked_scores
+        scores = None
+        if model is not None and capabilities.reranks(model):  # the first stage's top-k re-scored by the model
+            from xmbench.eval.rerank import reranked_scores
 
-                scores = reranked_scores(model, q, embeddings[q], g, embeddings[g], chunk_size, pair_states)
-            else:  # scores that read the rows' states: every query at once, its states beside it
-                scores = capabilities.similarity(model, q, embeddings[q], g, embeddings[g], pair_states)
+            scores = reranked_scores(model, q, embeddings[q], g, embeddings[g], chunk_size, pair_states)
+        elif pair_states:  # scores that read the rows' states: every query at once, its states beside it
+            scores = capabilities.similarity(model, q, embeddings[q], g, embeddings[g], pair_states)
+        if scores is not None:
             per_query[direction] = rank_scores(scores, split.row_ids(q), split.row_ids(g), chunk_size)
             metrics[direction] = summarize(per_query[direction], ks)
             continue

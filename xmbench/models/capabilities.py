@@ -201,6 +201,13 @@ def encode_states(model, modality: str, inputs: dict[str, torch.Tensor]) -> tupl
     return _checked(model, modality, inputs, embeddings), states
 
 
+def embeddings_and_states(encoded: dict[str, tuple]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """{modality: (embeddings, states)} from `encode_states` → ({modality: embeddings}, {modality: states} or None
+    when the model has none)."""
+    states = {m: s for m, (_, s) in encoded.items() if s is not None}
+    return {m: e for m, (e, _) in encoded.items()}, states or None
+
+
 def _checked(model, modality: str, inputs: dict[str, torch.Tensor], out) -> torch.Tensor:
     rows = len(next(iter(inputs.values())))
     call = f"model.encode({modality!r}, …)"

@@ -112,12 +112,8 @@ class TrainingStep:
         """Encode the batch (each modality once) and return the objective."""
         if self.ddp is not None:
             return self._distributed(batch, step, progress)
-        if capabilities.has_states(self.model):  # each tower run once for both
-            encoded = {m: capabilities.encode_states(self.model, m, batch.inputs[m]) for m in self.modalities}
-            embeddings, states = {m: e for m, (e, _) in encoded.items()}, {m: s for m, (_, s) in encoded.items()}
-        else:
-            embeddings = {m: capabilities.encode(self.model, m, batch.inputs[m]) for m in self.modalities}
-            states = None
+        embeddings, states = capabilities.embeddings_and_states(
+            {m: capabilities.encode_states(self.model, m, batch.inputs[m]) for m in self.modalities})
         capabilities.check_same_width(self.model, embeddings)
         teacher = self.teacher(batch) if self.teacher else None
         return self.objective(embeddings, batch.item_ids, step, progress, teacher, states=states)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from tests.models.fusion._helpers import MODALITIES, perturb
+from tests.models.fusion._helpers import MODALITIES, fused_config, perturb
 from xmbench.bench.runner import run_suite
 from xmbench.bench.stages import query_function
 from xmbench.config import DIRECTIONS, resolve
@@ -152,3 +152,13 @@ def test_artifacts_round_trip_and_a_suite_variant_runs_end_to_end(tiny_base, con
     assert record.ok, record.error
     assert set(DIRECTIONS) <= set(record.metrics) and record.timings["query_latency_s"]["p50"] > 0
     assert [p["step"] for p in record.curve] == [3, 6] and all(math.isfinite(p["val_loss"]) for p in record.curve)
+
+
+@pytest.mark.parametrize("loss", [{"name": "mixup"}, {"name": "triplet", "mining": "semi_hard"}])
+def test_losses_that_score_rows_read_the_states_too(tiny_base, loss):
+    config = resolve(fused_config(tiny_base, FUSION).to_dict(), {"train": {"loss": loss}})
+    model, _ = build_model(config, MODALITIES, seed=0, progress=False)
+    before = model.fusion.expand["text"].weight.detach().clone()
+    train(model, load_split(config.data, "train"), config.train, seed=0, pairs=config.train.modality_pairs(),
+          progress=False)
+    assert not torch.equal(model.fusion.expand["text"].weight, before)  # the states reached the fused branch

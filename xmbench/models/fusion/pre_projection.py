@@ -10,9 +10,10 @@ The towers' outputs are the rows' *states* (the `encode_states` capability): enc
 the gallery's once with its embeddings (they cost its width in memory per gallery row), and
 handed to `score` and `rerank` beside the embeddings; training's in-batch scores read the batch's
 states, so the fused branch's gradient reaches the towers without passing the heads. f starts at 0
-(zero output layer): a fresh fused model scores as the bi-encoder. Losses, regularisers and
-callbacks that score rows from embeddings alone (triplet mining, logit distillation, the negative
-miner) cannot serve this model and say so.
+(zero output layer): a fresh fused model scores as the bi-encoder. Losses and regularisers read the
+states through `LossInput.similarity` (MixUp mixes them with the embeddings); what scores rows
+from embeddings alone (the negative miner, derived runs over fused members) cannot serve this
+model and says so; GradCache and several ranks refuse it by name.
 """
 from __future__ import annotations
 

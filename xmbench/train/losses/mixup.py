@@ -95,10 +95,11 @@ def mixup(inputs, options: MixUpOptions):
             index = torch.arange(n, device=device) if rows is None else torch.arange(rows.start, rows.stop, device=device)
             clean_logits = inputs.logits(query, gallery, rows)
             clean = F.cross_entropy(clean_logits, index, reduction="none")
+            # a model whose scores read the rows' states: the mixed rows' states mix alike (not renormalised)
+            states = inputs.states and {**inputs.states, query: mix(inputs.states[query], lam, partner, False)}
             mixed_inputs = replace(inputs, embeddings={
-                **inputs.embeddings, query: mix(inputs.embeddings[query], lam, partner, options.renormalize)})
-            if inputs.states:  # a model whose scores read the rows' states: the mixed rows' states mix alike
-                mixed_inputs.states = {**inputs.states, query: mix(inputs.states[query], lam, partner, False)}
+                **inputs.embeddings, query: mix(inputs.embeddings[query], lam, partner, options.renormalize)},
+                states=states)
             logits = mixed_inputs.logits(query, gallery, rows)
             targets = soft_targets(lam, partner, n, rows).to(logits.device, logits.dtype)
             mixed = -(targets * F.log_softmax(logits, dim=1)).sum(1)
