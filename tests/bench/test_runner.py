@@ -27,6 +27,9 @@ def test_records_hold_metrics_for_six_directions_costs_and_curve(tiny_base, tmp_
     assert record.env["packages"]["torch"] == torch.__version__.split("+")[0] or record.env["packages"]["torch"]
     assert (tmp_path / "art" / "t" / "lora__seed0" / "adapters" / "text" / "adapter_config.json").exists()
     assert len(record.per_query["t2i"]["first_rank"]) == 120
+    hard = record.per_query["i2t"]["hard_negative_rows"]  # items with a known hard negative (the built-in data knows)
+    assert 0 < len(hard) < 24 and record.per_query["a2t"]["hard_negative_rows"] == hard
+    assert record.per_query["t2i"]["hard_negative_rows"] == [5 * item + k for item in hard for k in range(5)]
 
 
 def test_same_seed_gives_identical_metrics(tiny_base, tmp_path):

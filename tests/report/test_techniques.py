@@ -42,3 +42,19 @@ def test_a_worse_technique_is_called_worse():
     frame = technique_frame(records).set_index("variant")
     assert frame.loc["bad", "Δ t2i R@1"] == "-100.0 [-100.0, -100.0] worse"
     assert frame.loc["ref (reference)", "Δ t2i R@1"] == "—"  # the reference is not compared with itself
+
+
+def test_hard_negative_queries_compared_apart():
+    n = 100
+    hard_rows = list(range(0, n, 4))  # a quarter of the queries have a known hard negative
+    base = np.ones(n, bool)
+    base[hard_rows] = False  # the reference misses exactly those
+    records = [record("ref", 0, base, base), record("fixed", 0, np.ones(n, bool), np.ones(n, bool))]
+    for r in records:
+        for ranks in r.per_query.values():
+            ranks["hard_negative_rows"] = hard_rows
+    frame = technique_frame(records).set_index("variant")
+    assert frame.loc["fixed", "Δ R@1 hard-negative queries"] == "+100.0 [+100.0, +100.0] better"
+    assert frame.loc["fixed", "Δ t2i R@1"] == "+25.0 [+17.0, +34.0] better"  # diluted over all queries
+    del records[0].per_query["t2i"]["hard_negative_rows"]  # a record that does not say: no column
+    assert "Δ R@1 hard-negative queries" not in technique_frame(records).columns

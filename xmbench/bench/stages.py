@@ -220,9 +220,21 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
     return {
         "metrics": evaluation.metrics, "costs": costs, "timings": timings, "profile": profiled["profile"],
         "curve": [vars(p) for p in result.curve], "steps": [vars(s) for s in result.steps],
-        "per_query": {d: {"first_rank": r.first_rank.tolist(), "ap": [round(x, 6) for x in r.average_precision.tolist()]}
-                      for d, r in evaluation.per_query.items()},
+        "per_query": per_query_fields(evaluation.per_query, data.test),
     }
+
+
+def per_query_fields(per_query: dict, split: EncodedSplit) -> dict:
+    """Each direction's per-query ranks for paired statistics, and which queries have a known hard
+    negative in the split (the built-in data knows them): the subset the report compares apart."""
+    fields = {}
+    for direction, ranks in per_query.items():
+        fields[direction] = {"first_rank": ranks.first_rank.tolist(),
+                             "ap": [round(x, 6) for x in ranks.average_precision.tolist()]}
+        hard = split.hard_negative_rows(direction_modalities(direction)[0])
+        if hard is not None:
+            fields[direction]["hard_negative_rows"] = hard
+    return fields
 
 
 def execute(config: RunConfig, seed: int, artifacts: Path, progress: bool = True, on_model=None,

@@ -86,6 +86,16 @@ class EncodedSplit:
             return [self.ids[i] for i in self.caption_item.tolist()]
         return list(self.ids)
 
+    def hard_negative_rows(self, modality: str) -> list[int] | None:
+        """Rows of the items that have a known hard negative in this split (either side of the pair):
+        the queries where telling near-identical items apart decides the rank. None when unknown."""
+        if self.hard_negative_of is None:
+            return None
+        paired = {i for i, other in enumerate(self.hard_negative_of) if 0 <= other < len(self.ids) and other != i}
+        paired |= {self.hard_negative_of[i] for i in paired}
+        items = self.caption_item.tolist() if modality == "text" else range(len(self.ids))
+        return [row for row, item in enumerate(items) if item in paired]
+
     def sample_captions(self, items: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One random caption row per item: each step sees a different paraphrase."""
         start, stop = self.caption_offsets[items], self.caption_offsets[items + 1]

@@ -26,7 +26,7 @@ import pandas as pd
 from xmbench.bench.compare import MIN_TIMING_EFFECT, WORSE, paired_differences, process_deciles, relative_deciles, timing_delta
 from xmbench.bench.stats import paired_bootstrap_sum
 from xmbench.config import DIRECTIONS
-from xmbench.report.techniques import RSUM_KS, reference_of, technique_frame
+from xmbench.report.techniques import HARD_NEGATIVE_COLUMN, RSUM_KS, reference_of, technique_frame
 
 RULE = ("priority = lower 95% bound of Δ rsum ÷ (1 + relative query-latency rise + relative trainable-parameter "
         "rise); only techniques whose Δ rsum interval lies above 0 are ranked, and a latency rise counts only when "
@@ -121,7 +121,9 @@ def render_roadmap(records) -> str:
         return "_no suite with a reference variant among these records_\n"
     parts = ["# The roadmap: every technique against its reference\n",
              "Δ in points over the same test queries and seeds (95% paired bootstrap interval). Costs are relative "
-             "to the suite's reference: query latency p50, trainable parameters; peak memory as a difference.\n"]
+             "to the suite's reference: query latency p50, trainable parameters; peak memory as a difference. "
+             f"{HARD_NEGATIVE_COLUMN}: R@1 over the queries whose item has a known hard negative in the test "
+             "split, mean of the directions.\n"]
     for suite in dict.fromkeys(r["suite"] for r in rows):
         suite_records = [r for r in records if r.suite == suite]
         parts.append(f"## {suite} (reference `{reference_of(suite_records)}`)\n")
