@@ -116,3 +116,7 @@ def test_every_report_format_renders_a_suite_of_failed_runs(tmp_path):
     as_json = json.loads(xmbench("report", "--json", *common, check=True).stdout)
     assert [row["status"] for row in as_json] == ["failed", "failed"]
     assert "status" in xmbench("report", "--csv", *common, check=True).stdout
+    write_record(Record(suite="other", variant="c", variant_id="c", seed=0, status="failed", config={}, error="E: x"),
+                 tmp_path / "records")
+    both = json.loads(xmbench("report", "--json", *common, "--suite", "other", check=True).stdout)
+    assert sorted((row["suite"], row["variant"]) for row in both) == [("broken", "a"), ("broken", "b"), ("other", "c")]

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--roadmap", action="store_true",
                         help="every technique of every suite with a reference, and the next steps in priority order")
     report.add_argument("--records", type=Path, default=None)
-    report.add_argument("--suite", help="only this suite")
+    report.add_argument("--suite", action="append", help="only this suite (repeatable: these suites)")
     report.add_argument("--out", type=Path, help="write the report here (HTML default: reports/report.html)")
     _baseline_options(report)
     report.set_defaults(handler=cmd_report)
@@ -319,7 +319,8 @@ def cmd_report(args) -> int:
     from xmbench.report.frame import records_frame
     from xmbench.report.markdown import render_markdown
 
-    records = read_records(args.records or DEFAULT_RECORDS, args.suite)
+    directory = args.records or DEFAULT_RECORDS
+    records = [r for suite in args.suite for r in read_records(directory, suite)] if args.suite else read_records(directory)
     if not records:
         raise XmbenchError(f"no records under {args.records or DEFAULT_RECORDS}; run `xmbench run SUITE` first")
     if args.roadmap:

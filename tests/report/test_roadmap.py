@@ -30,6 +30,17 @@ def test_next_steps_rank_significant_gains_by_cost_and_merge_their_overrides():
     assert combination(ranked) == {"model.*.adapter.rank": 4, "train.lr": 0.002}  # the higher rank wins a key
 
 
+def test_a_technique_measured_against_another_base_is_ranked_not_combined():
+    ragged = suite_records()
+    for r in ragged:
+        r.suite = "missing"
+        r.overrides = {**r.overrides, "data.missing": {"image": 0.4}}  # the reference too trains on other data
+    ranked = priorities(technique_rows(suite_records() + ragged))
+    assert [(r["suite"], r["technique"]) for r in ranked] == [("s", "cheap"), ("missing", "cheap"), ("s", "costly"),
+                                                             ("missing", "costly")]
+    assert combination(ranked) == {"model.*.adapter.rank": 4, "train.lr": 0.002}  # nothing of "missing"
+
+
 def test_the_report_states_its_rule_and_the_combination_to_run():
     text = render_roadmap(suite_records())
     assert "Rule: priority = lower 95% bound of Δ rsum" in text

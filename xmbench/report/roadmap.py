@@ -60,7 +60,7 @@ def _row(suite: str, variant: str, runs, base) -> dict:
     return {"suite": suite, "technique": variant, "seeds": len(runs), "delta_rsum": delta, "low": low, "high": high,
             "significant": low > 0 or high < 0, "latency_rise": latency.ratio - 1.0 if latency else None,
             "latency_worse": _slower(latency, runs, base), "trainable_rise": trainable,
-            "peak_memory_delta_mb": memory, "overrides": runs[0].overrides,
+            "peak_memory_delta_mb": memory, "overrides": runs[0].overrides, "reference_overrides": base[0].overrides,
             "adapter_bytes": runs[0].costs.get("adapter_bytes")}
 
 
@@ -106,9 +106,15 @@ def priorities(rows: list[dict]) -> list[dict]:
 
 
 def combination(ranked: list[dict]) -> dict:
-    """The ranked techniques' overrides merged in rank order; a key keeps the higher-ranked technique's value."""
+    """The ranked techniques' overrides merged in rank order; a key keeps the higher-ranked technique's value.
+
+    Only techniques measured against a plain reference (one that overrides nothing, as lora_r8 on
+    the suite's base) combine: a gain measured on other data (day6_missing's reference lacks
+    modalities) says nothing about the base."""
     merged: dict = {}
     for row in ranked:
+        if row.get("reference_overrides"):
+            continue
         for key, value in row["overrides"].items():
             merged.setdefault(key, value)
     return merged
@@ -143,7 +149,8 @@ def render_roadmap(records) -> str:
                                     "priority": f"{r['priority']:.2f}", "Δ rsum": f"{r['delta_rsum']:+.1f}"}
                                    for i, r in enumerate(ranked)]).to_markdown(index=False) + "\n")
         lines = [f'"{k}" = {_toml(v)}' for k, v in combination(ranked).items()]
-        parts.append("The combination of the ranked techniques to run next (a variant of a suite on the same base):\n\n"
+        parts.append("The combination of the ranked techniques to run next (a variant of a suite on the same base; "
+                     "techniques whose reference overrides the base themselves are ranked, not combined):\n\n"
                      "```toml\n[variants.combined]\n" + "\n".join(lines) + "\n```\n")
     else:
         parts.append("No technique gained significantly over its reference: nothing to combine.\n")
