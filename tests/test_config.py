@@ -46,6 +46,18 @@ def test_choices_and_ranges_are_checked():
         resolve({"model": {"image": {"dropout": 1.0}}})
 
 
+def test_missing_modalities_are_checked():
+    assert resolve({"data": {"missing": {"image": 0.3, "audio": 0.3}}}).data.missing == {"image": 0.3, "audio": 0.3}
+    with pytest.raises(ConfigError, match=r"data\.missing\.video: not a modality"):
+        resolve({"data": {"missing": {"video": 0.1}}})
+    with pytest.raises(ConfigError, match=r"data\.missing: the shares add up to 1\.2; at most 1"):
+        resolve({"data": {"missing": {"image": 0.6, "audio": 0.6}}})
+    with pytest.raises(ConfigError, match=r"data\.missing\.image: must be in \[0, 1\), got 1.5"):
+        resolve({"data": {"missing": {"image": 1.5}}})
+    with pytest.raises(ConfigError, match=r"GradCache re-encodes whole micro-batches"):
+        resolve({"data": {"missing": {"image": 0.3}}, "train": {"accumulation_mode": "cached", "accumulation": 2}})
+
+
 def test_unknown_technique_name_fails_with_its_key():
     with pytest.raises(ConfigError, match=r"model\.audio\.adapter: unknown adapter 'lorra' \(did you mean 'lora'\?\)"):
         resolve({"model": {"audio": {"adapter": {"method": "lorra"}}}})

@@ -50,6 +50,9 @@ class DataConfig:
     n_mels: PositiveInt = 64
     max_text_tokens: PositiveInt = 32
     seed: int = 0  # the data seed; the run seed only drives training
+    # built-in set: the share of training items without each modality (e.g. { image = 0.3 }: 30% are
+    # text and audio only), disjoint shares so every item keeps two; val and test stay complete
+    missing: dict[str, Annotated[float, PROBABILITY]] = field(default_factory=dict)
 
 
 @dataclass
@@ -224,10 +227,26 @@ def validate(config: RunConfig) -> RunConfig:
                               f"({', '.join(config.train.pairs)})")
     if config.train.pairs and not sum(config.train.pair_weights.get(p, 1.0) for p in config.train.pairs) > 0:
         raise ConfigError("train.pair_weights: at least one trained pair needs a positive weight")
+    _check_missing(config)
     if config.model.factory != "reference" and ":" not in config.model.factory:
         raise ConfigError(f"model.factory: expected 'reference' or 'package.module:function', "
                           f"got '{config.model.factory}'")
     return config
+
+
+def _check_missing(config: RunConfig) -> None:
+    """data.missing: known modalities, shares that leave every item two modalities, a training path
+    that can pair rows per modality pair (one rank, plain accumulation)."""
+    missing = config.data.missing
+    for modality in missing:
+        if modality not in MODALITIES:
+            raise ConfigError(f"data.missing.{modality}: not a modality (one of {', '.join(MODALITIES)})")
+    if sum(missing.values()) > 1:
+        raise ConfigError(f"data.missing: the shares add up to {sum(missing.values()):g}; at most 1, so that no item "
+                          f"loses two modalities")
+    if any(missing.values()) and config.train.accumulation_mode == "cached":
+        raise ConfigError("data.missing with train.accumulation_mode = 'cached': GradCache re-encodes whole "
+                          "micro-batches and cannot leave out absent rows; use 'plain'")
 
 
 def resolve(base: dict[str, Any], *overrides: dict[str, Any] | None) -> RunConfig:

@@ -170,3 +170,22 @@ def test_check_manifest_lists_every_problem(exported):
     assert len(problems) == 4
     assert any(":2: split 'tset'" in p for p in problems) and any(":3: captions of item" in p for p in problems)
     assert any(":4: corrupt image file" in p for p in problems) and any(":9: malformed JSON" in p for p in problems)
+
+
+def test_a_training_row_may_lack_a_modality_a_test_row_may_not(tmp_path):
+    from xmbench.data.missing import drop_modalities
+
+    train = drop_modalities(make_split("train", 4, "target", image_size=SIZE, audio_seconds=SECONDS), {"image": 0.5}, 0)
+    test = make_split("test", 4, "target", image_size=SIZE, audio_seconds=SECONDS)
+    manifest = write_manifest([train, test], tmp_path / "ragged")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert sum("image" not in r for r in rows) == 2  # the exporter leaves out what an item lacks
+    loaded = load(manifest)
+    assert loaded.present["image"].tolist() == train.present["image"].tolist() and loaded.present["audio"].all()
+    assert (loaded.images[~loaded.present["image"]] == 0).all()
+    assert load(manifest, "test").present is None  # complete: nothing to mark
+    test_row = rows[-1]
+    del test_row["audio"]
+    manifest.write_text("\n".join(json.dumps(r) for r in rows[:-1] + [test_row]) + "\n")
+    with pytest.raises(DataError, match=r":8: test item '.*' has no 'audio' while other rows do"):
+        load(manifest)

@@ -1,4 +1,4 @@
-"""Samplers see item ids and per-item statistics; gradient accumulation draws several micro-batches a step."""
+"""Samplers see the training split and per-item statistics; gradient accumulation draws several micro-batches a step."""
 import pytest
 import torch
 
@@ -24,24 +24,24 @@ class Recording(EpochSampler):
 
     instances: list = []
 
-    def __init__(self, item_ids, batch_size, seed):
-        super().__init__(len(item_ids), batch_size, seed)
-        self.item_ids, self.observed = item_ids, []
+    def __init__(self, split, batch_size, seed):
+        super().__init__(len(split), batch_size, seed)
+        self.split, self.observed = split, []
         Recording.instances.append(self)
 
     def observe(self, rows, per_item_loss):
         self.observed.append((rows.tolist(), per_item_loss.tolist()))
 
 
-def test_the_configured_sampler_sees_item_ids_and_each_items_loss(tiny_base, monkeypatch):
+def test_the_configured_sampler_sees_the_split_and_each_items_loss(tiny_base, monkeypatch):
     monkeypatch.setitem(SAMPLERS._entries, "recording", Entry(
-        "recording", lambda item_ids, batch_size, seed, options: Recording(item_ids, batch_size, seed), NoOptions, ""))
+        "recording", lambda split, batch_size, seed, options: Recording(split, batch_size, seed), NoOptions, ""))
     config = resolve(tiny_base, {"train.sampler": "recording"})
     split = load_split(config.data, "train")
     torch.manual_seed(0)
     train(build_reference(config, split.modalities), split, config.train, seed=0, pairs=PAIRS, progress=False)
     sampler = Recording.instances[-1]
-    assert sampler.item_ids == split.ids
+    assert sampler.split is split  # its ids, its length, which items have which modality
     assert len(sampler.observed) == config.train.steps
     rows, losses = sampler.observed[0]
     assert len(rows) == len(losses) == config.train.batch_size and all(x > 0 for x in losses)

@@ -102,3 +102,56 @@ def test_a_scoring_model_trains_on_its_own_scores(setup):
     assert out.total.item() == pytest.approx(expected.item(), rel=1e-5)
     out.total.backward()
     assert model.w.grad is not None and model.w.grad.abs().sum() > 0
+
+
+def clip_loss(a, b, scale):
+    """Symmetric InfoNCE by hand: row i of a and row i of b are the positive pair."""
+    logits = scale * a @ b.T
+    target = torch.arange(len(a))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def ragged_batch(tiny_config):
+    """Items 5, 1, 7, 3: item 1 has no image, item 7 no audio."""
+    split = load_split(tiny_config.data, "train")
+    present = {m: torch.ones(len(split), dtype=torch.bool) for m in ("text", "image", "audio")}
+    present["image"][1] = present["audio"][7] = False
+    ragged = dataclasses.replace(split, present=present)
+    return make_batch(ragged, torch.tensor([5, 1, 7, 3]), ["audio", "image", "text"], torch.Generator().manual_seed(0))
+
+
+def test_items_lacking_a_modality_train_each_pair_on_the_rows_that_have_both(setup):
+    config, model, _ = setup
+    batch = ragged_batch(config)
+    assert {m: ids.tolist() for m, ids in batch.item_ids.items()} == {
+        "text": [5, 1, 7, 3], "image": [5, 7, 3], "audio": [5, 1, 3]}  # an absent row is not encoded
+    assert len(batch) == 4 and len(batch.inputs["image"]["pixel_values"]) == 3
+    out = TrainingStep(model, config.train, PAIRS)(batch)
+    text, image, audio = (out.embeddings[m].detach() for m in ("text", "image", "audio"))
+    scale = 1 / 0.07
+    expected = {"text-image": clip_loss(text[[0, 2, 3]], image, scale),  # items 5, 7, 3
+                "text-audio": clip_loss(text[[0, 1, 3]], audio, scale),  # items 5, 1, 3
+                "image-audio": clip_loss(image[[0, 2]], audio[[0, 2]], scale)}  # items 5, 3
+    for pair, value in expected.items():
+        assert out.parts[pair].item() == pytest.approx(value.item(), rel=1e-5)
+    assert out.total.item() == pytest.approx(sum(v.item() for v in expected.values()) / 3, rel=1e-5)
+    assert torch.isfinite(out.per_item).all()  # every item is in at least one pair
+
+
+def test_an_item_in_no_trained_pair_reports_no_loss(setup):
+    config, model, _ = setup
+    out = TrainingStep(model, config.train, [("image", "audio")])(ragged_batch(config))
+    assert out.per_item[[1, 2]].isnan().all() and torch.isfinite(out.per_item[[0, 3]]).all()
+    assert set(out.parts) == {"image-audio"}
+
+
+def test_complete_items_take_the_usual_path(setup):
+    """A batch whose items have every modality carries no mask: its objective is the one it always was."""
+    config, model, batch = setup
+    assert batch.present is None
+    split = load_split(config.data, "train")
+    marked = dataclasses.replace(split, present={m: torch.ones(len(split), dtype=torch.bool) for m in PAIRS[0]})
+    again = make_batch(marked, torch.tensor([5, 1, 7, 3]), ["audio", "image", "text"], torch.Generator().manual_seed(0))
+    assert again.present is None
+    step = TrainingStep(model, config.train, PAIRS)
+    assert torch.equal(step(again).total, step(batch).total)

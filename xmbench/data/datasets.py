@@ -12,14 +12,20 @@ if TYPE_CHECKING:
 
 @DATASETS.register("synthetic")
 def synthetic_dataset(cfg: DataConfig, split: str, options=None) -> RawSplit:
-    """Built-in tri-modal scenes (image, audio, 5 captions), generated from data.seed."""
+    """Built-in tri-modal scenes (image, audio, 5 captions), generated from data.seed; data.missing
+    drops modalities from training items."""
     from xmbench.data import synthetic
 
     n = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}[split]
-    return synthetic.make_split(
+    raw = synthetic.make_split(
         split, n, cfg.domain, cfg.seed, max_objects=cfg.max_objects, hard_negative_rate=cfg.hard_negative_rate,
         noise=cfg.noise, clutter=cfg.clutter, image_size=cfg.image_size, sample_rate=cfg.sample_rate,
         audio_seconds=cfg.audio_seconds)
+    if split == "train" and any(cfg.missing.values()):  # evaluation stays on complete items: every direction, same queries
+        from xmbench.data.missing import drop_modalities
+
+        raw = drop_modalities(raw, cfg.missing, cfg.seed)
+    return raw
 
 
 @DATASETS.register("manifest")

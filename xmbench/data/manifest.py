@@ -5,6 +5,9 @@ JSONL, one object a line:
 CSV with a header: id,split,captions,image,audio — several captions joined with " | ".
 Paths are relative to the manifest. A dataset without images or audio leaves that column out
 (Clotho and AudioCaps have no images): the modality is then absent and so are its directions.
+A training row may leave out a modality that other rows have (an item with text and audio only):
+it trains on the pairs it has (xmbench.data.missing). Validation and test rows need every modality
+the manifest has, so that every direction is measured on the same items.
 
 Nothing is accepted silently: every row needs a unique id (across splits too: a test item in the
 training split would leak), a known split, and captions as a list of non-empty strings; every
@@ -73,7 +76,7 @@ def check_manifest(path: str | Path, decode: bool = True, image_size: int = 64, 
         elif item:
             first_line[item] = (line, row.get("split"))
         if decode:
-            for modality in media:
+            for modality in (m for m in media if row.get(m)):  # a training row may lack one
                 try:
                     _decode(path, row, modality, where, image_size, sample_rate, audio_seconds)
                 except DataError as exc:
@@ -92,11 +95,15 @@ def read_split(path: str | Path, split: str, *, image_size: int, sample_rate: in
     if not rows:
         raise DataError(f"{path}: no rows with split '{split}'")
     media = [m for m in MEDIA if any(row.get(m) for _, row in check.rows)]
-    decoded = {m: [_decode(path, row, m, f"{path}:{line}", image_size, sample_rate, audio_seconds) for line, row in rows]
-               for m in media}
+    blank = {"image": np.zeros((image_size, image_size, 3), np.uint8),
+             "audio": np.zeros(int(round(audio_seconds * sample_rate)), np.float32)}
+    decoded = {m: [_decode(path, row, m, f"{path}:{line}", image_size, sample_rate, audio_seconds) if row.get(m)
+                   else blank[m] for line, row in rows] for m in media}  # an absent row: zeros, marked below
+    present = {m: np.array([bool(row.get(m)) for _, row in rows]) for m in media}
     return RawSplit(split, [str(r["id"]) for _, r in rows], [[c.strip() for c in r["captions"]] for _, r in rows],
                     np.stack(decoded["image"]) if "image" in decoded else None,
-                    np.stack(decoded["audio"]) if "audio" in decoded else None, sample_rate)
+                    np.stack(decoded["audio"]) if "audio" in decoded else None, sample_rate,
+                    present=present if not all(p.all() for p in present.values()) else None)
 
 
 # --- rows ---------------------------------------------------------------------------------
@@ -147,9 +154,10 @@ def _row_problems(row: dict, where: str, media: list[str]) -> list[Problem]:
                 problems.append(Problem(where, f"caption {k + 1} of item '{item}' is empty or not a string: {caption!r}",
                                         "every caption must be non-empty text"))
     for modality in media:
-        if not row.get(modality):
-            problems.append(Problem(where, f"item '{item}' has no '{modality}' while other rows do",
-                                    f"give every row a {modality} file, or leave the column out of every row"))
+        if not row.get(modality) and split != "train":
+            problems.append(Problem(where, f"{split} item '{item}' has no '{modality}' while other rows do",
+                                    f"give every {split} row a {modality} file (only training rows may lack one), "
+                                    f"or leave the column out of every row"))
     return problems
 
 
@@ -256,10 +264,11 @@ def write_manifest(splits: list[RawSplit], out_dir: str | Path) -> Path:
     for split in splits:
         for i, item_id in enumerate(split.ids):
             row = {"id": item_id, "split": split.name, "captions": split.captions[i]}
-            if split.images is not None:
+            present = {m: bool(split.present[m][i]) for m in split.present} if split.present else {}
+            if split.images is not None and present.get("image", True):
                 row["image"] = f"images/{item_id}.png"
                 Image.fromarray(split.images[i]).save(out / row["image"])
-            if split.audio is not None:
+            if split.audio is not None and present.get("audio", True):
                 row["audio"] = f"audio/{item_id}.wav"
                 soundfile.write(out / row["audio"], split.audio[i], split.sample_rate, subtype="PCM_16")
             lines.append(json.dumps(row))

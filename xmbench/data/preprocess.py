@@ -46,6 +46,7 @@ class EncodedSplit:
     image: dict[str, torch.Tensor] | None  # pixel_values: (n_items, 3, H, W)
     audio: dict[str, torch.Tensor] | None  # input_values: (n_items, frames, n_mels)
     hard_negative_of: list[int] | None = None  # see RawSplit: the built-in set knows its hard negatives
+    present: dict[str, torch.Tensor] | None = None  # see RawSplit: modality → bool per item; None: all present
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -125,7 +126,9 @@ class Preprocessor:
             image = {"pixel_values": self.encode_images(raw.images)}
         if raw.audio is not None:
             audio = {"input_values": self.encode_audio(raw.audio)}
-        return EncodedSplit(raw.name, list(raw.ids), text, caption_item, offsets, image, audio, raw.hard_negative_of)
+        present = {m: torch.as_tensor(p, dtype=torch.bool) for m, p in raw.present.items()} if raw.present else None
+        return EncodedSplit(raw.name, list(raw.ids), text, caption_item, offsets, image, audio, raw.hard_negative_of,
+                            present)
 
     def encode_text(self, captions: list[list[str]]):
         flat = [c for item in captions for c in item]

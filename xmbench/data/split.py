@@ -21,6 +21,8 @@ class RawSplit:
     # item i is a hard negative of item hard_negative_of[i] (one attribute changed, or two objects swapped);
     # -1 where it is not; None where the dataset does not know (on-disk data)
     hard_negative_of: list[int] | None = None
+    # modality → bool per item: which items have it (xmbench.data.missing); None: every item has every modality
+    present: dict[str, np.ndarray] | None = None
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -67,9 +67,18 @@ class TrainResult:
 
 def make_batch(split: EncodedSplit, items: torch.Tensor, modalities, generator: torch.Generator,
                device: torch.device | str = "cpu") -> Batch:
-    """Inputs of each modality for these items, on `device`; text takes one random caption per item."""
+    """Inputs of each modality for these items, on `device`; text takes one random caption per item.
+
+    Items that lack a modality (split.present) have no row in it: `batch.present` says which.
+    """
     rows = {m: split.sample_captions(items, generator) if m == "text" else items for m in modalities}
-    return Batch({m: to_device(split.rows(m, rows[m]), device) for m in modalities}, dict.fromkeys(modalities, items))
+    present = {m: split.present[m][items] for m in modalities if m in split.present} if split.present else {}
+    if all(p.all() for p in present.values()):
+        return Batch({m: to_device(split.rows(m, rows[m]), device) for m in modalities},
+                     dict.fromkeys(modalities, items))
+    present = {m: present.get(m, torch.ones(len(items), dtype=torch.bool)) for m in modalities}
+    return Batch({m: to_device(split.rows(m, rows[m][present[m]]), device) for m in modalities},
+                 {m: items[present[m]] for m in modalities}, present=present)
 
 
 def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pairs: list[tuple[str, str]],
@@ -91,7 +100,7 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
     groups = ParameterGroups(model, cfg.lr_scale, cfg.layer_decay, extra=dict(step_fn.loss_parameters))
     optimizer = groups.build(cfg)
     clipped = groups.trainable()
-    sampler = SAMPLERS.bind(cfg.sampler)(train_split.ids, cfg.batch_size * world, seed)  # the global batch
+    sampler = SAMPLERS.bind(cfg.sampler)(train_split, cfg.batch_size * world, seed)  # the global batch
     schedule = SCHEDULES.bind(cfg.schedule)
     scaler = capabilities.grad_scaler(model, capabilities.device_of(model))  # fp16: loss scaling against underflow
     caption_generator = torch.Generator().manual_seed(seed + 1)
@@ -175,7 +184,7 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
                     for name, value in out.parts.items():
                         parts[name] = parts.get(name, 0.0) + value.item() / cfg.accumulation
                     if out.per_item is not None:
-                        sampler.observe(rows[index], out.per_item)
+                        _observe(sampler, rows[index], out.per_item)
             if scaler:
                 scaler.unscale_(optimizer)  # probes and clipping see the true gradients; inf/NaN skips the step
             hooks.after_backward(state)
@@ -212,6 +221,16 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
         bar.close()
     result.wall_s = time.perf_counter() - began
     return result
+
+
+def _observe(sampler, rows: torch.Tensor, per_item: torch.Tensor) -> None:
+    """Each item's loss to the sampler; an item in no trained pair this step (it lacks the other
+    modalities, per_item NaN) has no loss to report."""
+    known = torch.isfinite(per_item)
+    if known.all():
+        sampler.observe(rows, per_item)
+    elif known.any():
+        sampler.observe(rows[known.cpu()], per_item[known])
 
 
 def _check_finite(value: float, step: int, out) -> None:

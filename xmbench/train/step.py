@@ -23,12 +23,19 @@ class Batch:
     inputs: dict[str, dict[str, torch.Tensor]]
     item_ids: dict[str, torch.Tensor]  # modality → (rows,) item index; equal ids are the same item
     extras: dict = field(default_factory=dict)  # what augmentations pass along the batch (the waveforms they edit)
+    # modality → (items,) bool when some items lack a modality: its rows are the items marked True, in order
+    present: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
+        if self.present:
+            return len(next(iter(self.present.values())))
         return len(next(iter(self.item_ids.values())))
 
     def rank_slice(self, rank: int, world: int) -> Batch:
         """This rank's share of a global batch: rows rank·B … (rank+1)·B of every modality."""
+        if self.present:
+            raise ValueError("items that lack a modality (data.missing) train on one rank: the ranks' rows "
+                             "would not line up")
         size = len(self) // world
         rows = slice(rank * size, (rank + 1) * size)
         return Batch({m: {k: v[rows] for k, v in x.items()} for m, x in self.inputs.items()},
@@ -116,6 +123,8 @@ class TrainingStep:
             {m: capabilities.encode_states(self.model, m, batch.inputs[m]) for m in self.modalities})
         capabilities.check_same_width(self.model, embeddings)
         teacher = self.teacher(batch) if self.teacher else None
+        if batch.present:
+            return self.objective_by_pair(embeddings, batch.item_ids, batch.present, step, progress, teacher, states)
         return self.objective(embeddings, batch.item_ids, step, progress, teacher, states=states)
 
     def cached(self, micro: list[Batch], step: int = 0, progress: float = 0.0):
@@ -189,6 +198,49 @@ class TrainingStep:
             total = total + value
         return StepOutput(total, parts, out.per_item, embeddings)
 
+    def objective_by_pair(self, embeddings: dict[str, torch.Tensor], item_ids: dict[str, torch.Tensor],
+                          present: dict[str, torch.Tensor], step: int = 0, progress: float = 0.0, teacher=None,
+                          states: dict[str, torch.Tensor] | None = None) -> StepOutput:
+        """The objective of a batch whose items lack some modalities (`present`: modality → bool per item).
+
+        Each pair is taken over the items that have both its modalities, so that row i of one side
+        is row i of the other again (what pairwise losses assume); the loss and the regularisers see
+        that pair alone. Pair parts are weighed as always; any other part is the mean over the pairs
+        that had rows. `per_item` is each item's mean over its pairs (NaN for an item in none).
+        """
+        scales = capabilities.logit_scales(self.model, self.pairs)
+        first = next(iter(embeddings.values()))
+        n_items = len(next(iter(present.values())))
+        parts, others = {}, {}
+        per_item, covered = torch.zeros(n_items, device=first.device), torch.zeros(n_items, device=first.device)
+        for a, b in self.pairs:
+            both = present[a] & present[b]
+            if not both.any():
+                continue
+            keep = {m: _rows_with(both, present[m], len(embeddings[m]), m).to(first.device) for m in (a, b)}
+
+            def view(values, keep=keep):
+                return None if values is None else {m: values[m][keep[m]] for m in keep if m in values}
+
+            inputs = LossInput(view(embeddings), view(item_ids), scales, [(a, b)], self.model, step, progress,
+                               view(teacher), None, dict(self.loss_parameters), view(states))
+            out = self.loss(inputs)
+            for name, value in out.parts.items():
+                if name in self.pair_weights:
+                    parts[name] = value
+                else:
+                    others.setdefault(name, []).append(value)
+            for name, regularizer in self.regularizers:
+                others.setdefault(f"reg/{name}", []).append(regularizer(inputs))
+            if out.per_item is not None:
+                rows = both.to(first.device)
+                per_item[rows] += out.per_item
+                covered[rows] += 1
+        parts.update({name: torch.stack(values).mean() for name, values in others.items()})
+        total = self._weighted(parts) if parts else torch.zeros((), device=first.device)  # nothing to pair: no step
+        mean = torch.where(covered > 0, per_item / covered.clamp(min=1), torch.full_like(per_item, float("nan")))
+        return StepOutput(total, parts, mean if covered.any() else None, embeddings)
+
     def _weighted(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted mean of the pair parts plus the other parts.
 
@@ -201,6 +253,15 @@ class TrainingStep:
         for value in other:
             total = total + value
         return total
+
+
+def _rows_with(both: torch.Tensor, present: torch.Tensor, n_rows: int, modality: str) -> torch.Tensor:
+    """Which of a modality's rows (its items marked present, in order) belong to items marked `both`."""
+    if int(present.sum()) != n_rows:
+        raise ValueError(f"the batch holds {n_rows} {modality} rows for {int(present.sum())} items that have "
+                         f"{modality}: an augmentation that adds rows (mix_negatives) cannot take items that lack "
+                         f"a modality (data.missing)")
+    return both[present]
 
 
 def _owned_parameters(entry, options, device) -> torch.nn.ParameterDict:

@@ -99,6 +99,15 @@ def test_a_large_split_is_mined_on_a_seeded_subset():
     assert len(model.calls) == 3 * 3  # five rows, two at a time
 
 
+def test_items_without_the_modality_are_not_mined():
+    split = Split(5)
+    split.present = {"image": torch.tensor([True, False, True, True, False])}
+    model = Model({"image": at(0.0, 0.05, 0.1, 2.0, 2.05)})  # 1 and 4 would be the nearest of 0 and 3
+    neighbours = callback(k=1).mine(state_for(model, split))
+    assert neighbours.tolist() == [[2], [-1], [0], [2], [-1]]
+    assert model.calls[0][3] == [0, 2, 3]  # the absent rows are not even encoded
+
+
 def test_the_modality_must_be_in_the_split():
     with pytest.raises(ConfigError, match=r"mine_negatives\.modality: the training split has no audio"):
         callback(modality="audio").on_train_start(state_for(Model({}), Split(4)))

@@ -115,7 +115,7 @@ def derive(batch, inputs: dict | None = None, item_ids: dict | None = None, **ch
     from xmbench.train.step import Batch
 
     return Batch({**batch.inputs, **(inputs or {})}, {**batch.item_ids, **(item_ids or {})},
-                 {**batch.extras, STATE: {**state(batch), **changes}})
+                 {**batch.extras, STATE: {**state(batch), **changes}}, batch.present)
 
 
 def waveforms(batch, raw: torch.Tensor, name: str) -> torch.Tensor:

@@ -4,8 +4,9 @@ At every step s with s % every == 0 (before the step's batch is drawn), the trai
 encoded in one modality (`modality`; text: each item's first caption) with the current model, in
 eval mode and without gradients. A split larger than `max_items` is mined on a random subset of
 that many items (drawn from (seed, step)): their neighbours are found among themselves and the
-other items get none. Each item's k nearest other items by the model's similarity (the dot
-product of the normalised embeddings, or the model's `score`) are handed to the sampler,
+other items get none; so do items that lack the modality (xmbench.data.missing). Each item's k
+nearest other items by the model's similarity (the dot product of the normalised embeddings, or the
+model's `score`) are handed to the sampler,
 `sampler.set_neighbours((items, k) rows, −1 where unknown)`, when it takes them (the
 `hard_negatives` sampler builds batches of anchors and their neighbours); with another sampler
 mining only measures.
@@ -119,6 +120,9 @@ class MineNegatives(Callback):
         """Mine every item's neighbours now; returns the (items, k) neighbours given to the sampler."""
         split, n = state.split, len(state.split)
         items = self.subset(n, state)
+        present = (getattr(split, "present", None) or {}).get(self.options.modality)
+        if present is not None:  # an item without the modality has no neighbours and is nobody's
+            items = items[present[items]]
         k = min(self.options.k, len(items) - 1)
         embeddings = encode_items(state.model, split, self.options.modality, items, self.options.batch_size)
         found = items[nearest(state.model, self.options.modality, embeddings, k)]  # item rows

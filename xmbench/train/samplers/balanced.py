@@ -85,6 +85,6 @@ class BalancedSampler(DifficultySampler):
         return rows
 
 @SAMPLERS.register("balanced", BalancedOptions)
-def balanced(item_ids: list[str], batch_size: int, seed: int, options: BalancedOptions) -> BalancedSampler:
+def balanced(split, batch_size: int, seed: int, options: BalancedOptions) -> BalancedSampler:
     """Batches with a set share of hard and of easy items by their EMA loss; the rest uniform."""
-    return BalancedSampler(len(item_ids), batch_size, seed, options)
+    return BalancedSampler(len(split), batch_size, seed, options)

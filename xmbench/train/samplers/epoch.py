@@ -33,6 +33,6 @@ class EpochSampler:
 
 
 @SAMPLERS.register("epoch")
-def epoch(item_ids: list[str], batch_size: int, seed: int, options) -> EpochSampler:
+def epoch(split, batch_size: int, seed: int, options) -> EpochSampler:
     """Shuffled epochs: each item once per epoch, never twice in a batch."""
-    return EpochSampler(len(item_ids), batch_size, seed)
+    return EpochSampler(len(split), batch_size, seed)

@@ -84,6 +84,6 @@ class HardNegativeSampler:
 
 
 @SAMPLERS.register("hard_negatives", HardNegativesOptions)
-def hard_negatives(item_ids: list[str], batch_size: int, seed: int, options: HardNegativesOptions):
+def hard_negatives(split, batch_size: int, seed: int, options: HardNegativesOptions):
     """Anchors in shuffled epochs, each followed by its mined nearest neighbours (see the mine_negatives callback)."""
-    return HardNegativeSampler(len(item_ids), batch_size, seed, options)
+    return HardNegativeSampler(len(split), batch_size, seed, options)

@@ -61,6 +61,6 @@ class ImportanceSampler(DifficultySampler):
         return rows
 
 @SAMPLERS.register("importance", ImportanceOptions)
-def importance(item_ids: list[str], batch_size: int, seed: int, options: ImportanceOptions) -> ImportanceSampler:
+def importance(split, batch_size: int, seed: int, options: ImportanceOptions) -> ImportanceSampler:
     """Importance sampling: items drawn without replacement with probability ∝ (EMA of their loss + floor)^alpha."""
-    return ImportanceSampler(len(item_ids), batch_size, seed, options)
+    return ImportanceSampler(len(split), batch_size, seed, options)
