@@ -13,7 +13,7 @@ def test_what_does_not_shape_the_weights_keeps_the_key():
     reference = foundation_key(resolve({}))
     for overrides in ({"model.*.adapter.rank": 4}, {"model.image.adapter.method": "full"}, {"train.steps": 7},
                       {"data.n_test": 99}, {"foundation.cache_dir": "/elsewhere"}, {"train.lr": 0.01},
-                      {"profile.latency": True}):
+                      {"profile.latency": True}, {"data.missing": {"image": 0.4}}):  # pretraining data is complete
         assert foundation_key(resolve({}, overrides)) == reference, overrides
 
 

@@ -35,8 +35,10 @@ FOUNDATION_ADAPTERS = {"text": "frozen", "image": "full", "audio": "full"}
 
 
 def foundation_data(config: RunConfig):
-    """The source-domain training split, shaped like the variant's data (sizes, rates)."""
-    return replace(config.data, name="synthetic", domain="source", n_train=config.foundation.n_train, manifest="")
+    """The source-domain training split, shaped like the variant's data (sizes, rates), complete: what
+    the variant's own training data lacks (data.missing) is its problem, not the foundation's."""
+    return replace(config.data, name="synthetic", domain="source", n_train=config.foundation.n_train, manifest="",
+                   missing={})
 
 
 def pretraining_config(config: RunConfig) -> RunConfig:
