@@ -36,6 +36,19 @@ def test_training_lowers_the_loss(tiny_config):
     assert result.steps[0].lr == pytest.approx(config.train.lr / config.train.warmup_steps)
 
 
+def test_items_lacking_modalities_train_on_balanced_batches_and_log_each_pairs_rows(tiny_base):
+    from xmbench.config import resolve
+
+    config = resolve(tiny_base, {"data.missing": {"image": 0.4, "audio": 0.4}, "train.sampler": "modality_balanced",
+                                 "train.batch_size": 6, "train.steps": 3})
+    split = load_split(config.data, "train")
+    assert [int(p.sum()) for p in split.present.values()] == [48, 29, 29]  # 19 without image, 19 without audio
+    _, result = run(config)
+    assert all(s.loss == s.loss for s in result.steps)  # finite
+    # a third of each batch per pattern (text+audio, text+image, complete): 2 + 2 rows for text-image, 2 for image-audio
+    assert [s.notes["pair_rows"] for s in result.steps] == [{"text-image": 4, "text-audio": 4, "image-audio": 2}] * 3
+
+
 def test_same_seed_same_losses(tiny_config):
     _, a = run(tiny_config)
     _, b = run(tiny_config)

@@ -150,6 +150,8 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
                     micro = [b.rank_slice(ranks.rank, world) for b in micro]
                 for augment in augmentations:
                     micro = [augment(batch, augment_generator) for batch in micro]
+                if micro[0].present:  # items lacking modalities: the rows each pair trains on this step
+                    state.notes["pair_rows"] = pair_rows(micro, step_fn.pairs)
                 lr = cfg.lr * schedule(step, cfg.steps, cfg.warmup_steps)
                 set_learning_rate(optimizer, lr)
             scale = scaler.scale if scaler else (lambda loss: loss)
@@ -221,6 +223,11 @@ def train(model, train_split: EncodedSplit, cfg: TrainConfig, *, seed: int, pair
         bar.close()
     result.wall_s = time.perf_counter() - began
     return result
+
+
+def pair_rows(micro: list[Batch], pairs) -> dict[str, int]:
+    """How many of the step's items have both modalities of each pair (what that pair's loss sees)."""
+    return {f"{a}-{b}": sum(int((batch.present[a] & batch.present[b]).sum()) for batch in micro) for a, b in pairs}
 
 
 def _observe(sampler, rows: torch.Tensor, per_item: torch.Tensor) -> None:
