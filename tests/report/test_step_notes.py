@@ -17,15 +17,15 @@ def test_numbers_flags_and_dicts_of_numbers_are_kept_the_rest_is_not():
 
 def test_a_run_follows_each_note_over_the_steps_that_carry_it():
     record = run(0, [{"m/recall": 0.1}, {}, {"m/recall": 0.5}, {"m/recall": 0.3}])
-    assert run_notes(record) == {"m/recall": {"first": 0.1, "last": 0.3, "min": 0.1, "max": 0.5, "steps": 3}}
+    assert run_notes(record) == {"m/recall": {"first": 0.1, "last": 0.3, "mean": 0.3, "min": 0.1, "max": 0.5, "steps": 3}}
 
 
 def test_a_variant_averages_first_and_last_over_seeds_and_spans_the_extremes():
     records = [run(0, [{"m/recall": 0.1}, {"m/recall": 0.5}]), run(1, [{"m/recall": 0.3}, {"m/recall": 0.2}]),
                run(2, [{"m/recall": 9.0}], status="failed")]
     row = step_notes_frame(records).iloc[0].to_dict()
-    assert row == {"variant": "mined", "note": "m/recall", "seeds": 2, "first": 0.2, "last": 0.35, "min": 0.1,
-                   "max": 0.5}
+    assert row == {"variant": "mined", "note": "m/recall", "seeds": 2, "first": 0.2, "last": 0.35, "mean": 0.275,
+                   "min": 0.1, "max": 0.5}  # means 0.3 and 0.25
 
 
 def test_the_markdown_report_shows_the_notes_and_omits_the_section_without_any():

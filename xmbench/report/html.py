@@ -64,7 +64,8 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
         notes = step_notes_frame(suite_records)
         if len(notes):
             parts.append("<h3>Step notes</h3><p class='note'>What the techniques measured during training: first and "
-                         "last value (mean over seeds), min and max over every step that carried the note.</p>"
+                         "last value and the mean over the steps that carried the note (each averaged over the seeds), "
+                         "min and max over every such step.</p>"
                          + _table(notes))
         parts.append("<h3>Learning curves</h3>" + _img(plots.learning_curves(suite_records), "learning curves"))
         parts.append("<h3>R@1 per direction</h3>" + _img(plots.direction_bars(group), "R@1 per direction"))

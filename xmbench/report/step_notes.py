@@ -4,10 +4,11 @@ Callbacks and samplers leave their measurements in each step's `notes` (mining r
 chance, the fp16 loss scale, overflow steps, each tower's largest activation, adaptive pair
 weights, unfrozen layers…). A report reader needs them next to the quality table, not inside
 the JSON. For every successful run, each numeric note is followed over the steps that carry
-it: its first and last value, its smallest and largest. A dict of numbers becomes one note per
-key (`stability/max_activation/tower/image`); a flag counts as 0/1; anything else (lists,
-strings, summaries of dicts) is left to the records. A variant's row averages its seeds' first
-and last values and spans their extremes.
+it: its first and last value, its mean over those steps, its smallest and largest. A dict of
+numbers becomes one note per key (`stability/max_activation/tower/image`, `pair_rows/image-audio`);
+a flag counts as 0/1 (its mean: the share of steps it was set); anything else (lists, strings,
+summaries of dicts) is left to the records. A variant's row averages its seeds' first, last and
+mean values and spans their extremes.
 """
 from __future__ import annotations
 
@@ -33,17 +34,17 @@ def _is_number(value) -> bool:
 
 
 def run_notes(record) -> dict[str, dict[str, float]]:
-    """note → {first, last, min, max, steps} over the run's steps that carry the note."""
+    """note → {first, last, mean, min, max, steps} over the run's steps that carry the note."""
     series: dict[str, list[float]] = {}
     for step in record.steps or []:
         for key, value in numeric_notes(step.get("notes") or {}).items():
             series.setdefault(key, []).append(value)
-    return {key: {"first": values[0], "last": values[-1], "min": min(values), "max": max(values), "steps": len(values)}
-            for key, values in series.items()}
+    return {key: {"first": values[0], "last": values[-1], "mean": sum(values) / len(values), "min": min(values),
+                  "max": max(values), "steps": len(values)} for key, values in series.items()}
 
 
 def step_notes_frame(records) -> pd.DataFrame:
-    """One row per variant × note: seeds, mean first and last value over the seeds, min and max over all steps."""
+    """One row per variant × note: seeds, first, last and mean value (means over the seeds), min and max over all steps."""
     rows = []
     variants: dict[str, list] = {}
     for record in records:
@@ -55,6 +56,7 @@ def step_notes_frame(records) -> pd.DataFrame:
             rows.append({"variant": variant, "note": key, "seeds": len(stats),
                          "first": sum(s["first"] for s in stats) / len(stats),
                          "last": sum(s["last"] for s in stats) / len(stats),
+                         "mean": sum(s["mean"] for s in stats) / len(stats),
                          "min": min(s["min"] for s in stats), "max": max(s["max"] for s in stats)})
     return pd.DataFrame(rows)
 
@@ -64,9 +66,10 @@ def step_notes_table(records) -> str:
     frame = step_notes_frame(records)
     if frame.empty:
         return ""
-    shown = frame.assign(**{c: frame[c].map(_number) for c in ("first", "last", "min", "max")})
-    return ("Step notes: what the techniques measured during training (first and last value, mean over the "
-            "seeds; min and max over every step that carried the note).\n\n" + shown.to_markdown(index=False) + "\n")
+    shown = frame.assign(**{c: frame[c].map(_number) for c in ("first", "last", "mean", "min", "max")})
+    return ("Step notes: what the techniques measured during training (first and last value and the mean over "
+            "the steps that carried the note, each averaged over the seeds; min and max over every such step).\n\n"
+            + shown.to_markdown(index=False) + "\n")
 
 
 def _number(value: float) -> str:
