@@ -72,3 +72,16 @@ def test_a_latency_rise_costs_only_when_every_run_is_slower():
     summary = render_roadmap(records).split("## All techniques")[1]
     assert "(n.s.)" in summary.split("| overlap")[1].splitlines()[0]
     assert "(n.s.)" not in summary.split("| slow")[1].splitlines()[0]
+
+
+def test_a_latency_left_unjudged_by_contention_has_no_rise_and_no_cost():
+    n = 200
+    half, all_hits = np.arange(n) % 2 == 0, np.ones(n, bool)
+    reference = timed([record("ref", s, half, half) for s in (0, 1, 2)], [1.0, 1.05, 1.1])
+    for r in reference[:2]:
+        r.costs["latency_foreign_cpu_share"] = 0.5  # other processes took half the CPUs while it was timed
+    records = reference + timed([record("slow", s, all_hits, half) for s in (0, 1, 2)], [1.3, 1.35, 1.4])
+    (row,) = technique_rows(records)
+    assert row["latency_rise"] is None and not row["latency_worse"]
+    assert [r["technique"] for r in priorities([row])] == ["slow"]
+    assert "| slow" in render_roadmap(records)

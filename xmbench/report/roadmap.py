@@ -58,7 +58,8 @@ def _row(suite: str, variant: str, runs, base) -> dict:
     trainable = _relative(runs, base, lambda r: r.costs.get("trainable_params"))
     memory = _difference(runs, base, lambda r: r.costs.get("peak_rss_mb"))
     return {"suite": suite, "technique": variant, "seeds": len(runs), "delta_rsum": delta, "low": low, "high": high,
-            "significant": low > 0 or high < 0, "latency_rise": latency.ratio - 1.0 if latency else None,
+            "significant": low > 0 or high < 0,
+            "latency_rise": None if latency is None or latency.ratio is None else latency.ratio - 1.0,  # not judged: None
             "latency_worse": _slower(latency, runs, base), "trainable_rise": trainable,
             "peak_memory_delta_mb": memory, "overrides": runs[0].overrides, "reference_overrides": base[0].overrides,
             "adapter_bytes": runs[0].costs.get("adapter_bytes")}
