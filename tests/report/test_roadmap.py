@@ -2,7 +2,7 @@
 import numpy as np
 
 from tests.report.test_techniques import record
-from xmbench.report.roadmap import combination, priorities, render_roadmap, technique_rows
+from xmbench.report.roadmap import combination, combined, priorities, render_roadmap, technique_rows
 
 
 def suite_records():
@@ -27,7 +27,20 @@ def test_next_steps_rank_significant_gains_by_cost_and_merge_their_overrides():
     cheap, costly = ranked
     assert cheap["trainable_rise"] == 0 and costly["trainable_rise"] == 3.0
     assert cheap["priority"] == cheap["low"] and costly["priority"] == costly["low"] / 4
-    assert combination(ranked) == {"model.*.adapter.rank": 4, "train.lr": 0.002}  # the higher rank wins a key
+    assert combination(ranked) == {"model.*.adapter.rank": 4}  # costly sets the rank too: left out whole, lr and all
+
+
+def test_a_technique_joins_the_combination_whole_or_not_at_all():
+    def row(name, **overrides):
+        return {"technique": name, "overrides": {k.replace("__", "."): v for k, v in overrides.items()}}
+
+    ranked = [row("asym", model__text__adapter__rank=4), row("layernorm", model__head="layernorm_linear"),
+              row("residual", model__head__name="residual_mlp", model__head__blocks=2), row("dim", model__embed_dim=256),
+              row("r16", **{"model__*__adapter__rank": 16}), row("dim_big", model__embed_dim=1024, train__lr=0.002),
+              row("lr", train__lr=0.002)]
+    assert [r["technique"] for r in combined(ranked)] == ["asym", "layernorm", "dim", "lr"]
+    assert combination(ranked) == {"model.text.adapter.rank": 4, "model.head": "layernorm_linear",
+                                   "model.embed_dim": 256, "train.lr": 0.002}
 
 
 def test_a_technique_measured_against_another_base_is_ranked_not_combined():
@@ -38,7 +51,7 @@ def test_a_technique_measured_against_another_base_is_ranked_not_combined():
     ranked = priorities(technique_rows(suite_records() + ragged))
     assert [(r["suite"], r["technique"]) for r in ranked] == [("s", "cheap"), ("missing", "cheap"), ("s", "costly"),
                                                              ("missing", "costly")]
-    assert combination(ranked) == {"model.*.adapter.rank": 4, "train.lr": 0.002}  # nothing of "missing"
+    assert combination(ranked) == {"model.*.adapter.rank": 4}  # nothing of "missing"
 
 
 def test_the_report_states_its_rule_and_the_combination_to_run():

@@ -12,8 +12,9 @@ each run's lower decile, as xmbench.bench.compare summarises a process, and a ri
 it is at least 5% with every run of the technique slower than every run of the reference (or
 compare calls it significant): on a shared 2-core machine the query-path p50 of one process moves
 by tens of percent between identical runs, and with 3 seeds a side no permutation test reaches 5%. The
-combination proposed is the ranked techniques' overrides merged in rank order, a key set by a
-higher-ranked technique winning (it is printed as a suite variant to run and measure).
+combination proposed takes the ranked techniques in rank order, each whole or not at all: one
+whose settings touch those of a higher-ranked technique already in is left out (it is printed as a
+suite variant to run and measure).
 """
 from __future__ import annotations
 
@@ -107,18 +108,35 @@ def priorities(rows: list[dict]) -> list[dict]:
 
 
 def combination(ranked: list[dict]) -> dict:
-    """The ranked techniques' overrides merged in rank order; a key keeps the higher-ranked technique's value.
-
-    Only techniques measured against a plain reference (one that overrides nothing, as lora_r8 on
-    the suite's base) combine: a gain measured on other data (day6_missing's reference lacks
-    modalities) says nothing about the base."""
+    """The overrides of the ranked techniques that combine, merged: see `combined`."""
     merged: dict = {}
-    for row in ranked:
-        if row.get("reference_overrides"):
-            continue
-        for key, value in row["overrides"].items():
-            merged.setdefault(key, value)
+    for row in combined(ranked):
+        merged.update(row["overrides"])
     return merged
+
+
+def combined(ranked: list[dict]) -> list[dict]:
+    """The ranked techniques that go into the combination, in rank order, each whole or not at all.
+
+    A technique joins when none of its keys touches a key of a higher-ranked one that joined
+    (the same setting, or one inside the other: `model.head` and `model.head.blocks`, a `*`
+    matching any tower); a technique measured against a reference that overrides the base itself
+    never joins (a gain measured on other data, as day6_missing's, says nothing about the base).
+    """
+    taken: list[str] = []
+    joined = []
+    for row in ranked:
+        if row.get("reference_overrides") or any(_touch(key, other) for key in row["overrides"] for other in taken):
+            continue
+        joined.append(row)
+        taken += list(row["overrides"])
+    return joined
+
+
+def _touch(a: str, b: str) -> bool:
+    """Do two dotted keys set the same thing, or one a part of the other? (`*` matches any one part)."""
+    first, second = a.split("."), b.split(".")
+    return all(x == y or "*" in (x, y) for x, y in zip(first, second))
 
 
 def render_roadmap(records) -> str:
@@ -150,8 +168,11 @@ def render_roadmap(records) -> str:
                                     "priority": f"{r['priority']:.2f}", "Δ rsum": f"{r['delta_rsum']:+.1f}"}
                                    for i, r in enumerate(ranked)]).to_markdown(index=False) + "\n")
         lines = [f'"{k}" = {_toml(v)}' for k, v in combination(ranked).items()]
-        parts.append("The combination of the ranked techniques to run next (a variant of a suite on the same base; "
-                     "techniques whose reference overrides the base themselves are ranked, not combined):\n\n"
+        names = ", ".join(f"`{r['technique']}`" for r in combined(ranked))
+        parts.append(f"The combination to run next: {names} — each ranked technique in rank order, whole, unless one of "
+                     "its settings touches a setting of a higher-ranked one already in (the same key, or one inside "
+                     "the other); techniques whose reference overrides the base themselves are ranked, not combined. "
+                     "As a variant of a suite on the same base:\n\n"
                      "```toml\n[variants.combined]\n" + "\n".join(lines) + "\n```\n")
     else:
         parts.append("No technique gained significantly over its reference: nothing to combine.\n")
