@@ -17,7 +17,7 @@ from xmbench.config import RunConfig
 from xmbench.data.cache import cache_root
 from xmbench.data.preprocess import EncodedSplit
 from xmbench.data.sources import load_split
-from xmbench.eval.retrieval import direction_modalities, encode_split_states, evaluate_embeddings, evaluate_model
+from xmbench.eval.retrieval import direction_modalities, encode_for_directions, encode_split_states, evaluate_embeddings
 from xmbench.models import capabilities
 from xmbench.models.artifacts import save_artifacts
 from xmbench.models.model import build_model, resolve_device, to_device
@@ -49,6 +49,7 @@ class Evaluation:
     metrics: dict
     per_query: dict
     embeddings: dict[str, torch.Tensor]
+    states: dict[str, torch.Tensor] | None  # the rows' states, for a model that reads them (fusion before projection)
     seconds: float
     memory: dict | None  # the evaluation's peak memory, measured when the memory tracer is on
 
@@ -122,9 +123,11 @@ def evaluate(model, config: RunConfig, split: EncodedSplit) -> Evaluation:
     memory = PeakMemory(interval_s=0.005) if config.profile.memory else None
     started = time.perf_counter()
     with memory.track() if memory else nullcontext():
-        metrics, per_query, embeddings = evaluate_model(model, split, config.eval.directions, tuple(config.eval.ks),
-                                                        config.eval.chunk_size, config.eval.batch_size)
-    return Evaluation(metrics, per_query, embeddings, time.perf_counter() - started, memory.result() if memory else None)
+        embeddings, states = encode_for_directions(model, split, config.eval.directions, config.eval.batch_size)
+        metrics, per_query = evaluate_embeddings(embeddings, split, config.eval.directions, tuple(config.eval.ks),
+                                                 config.eval.chunk_size, model, states)
+    return Evaluation(metrics, per_query, embeddings, states, time.perf_counter() - started,
+                      memory.result() if memory else None)
 
 
 def validator(config: RunConfig, val_split: EncodedSplit, pairs):
@@ -156,17 +159,19 @@ def validator(config: RunConfig, val_split: EncodedSplit, pairs):
     return validate
 
 
-def query_function(model, split: EncodedSplit, config: RunConfig, embeddings: dict | None = None):
+def query_function(model, split: EncodedSplit, config: RunConfig, embeddings: dict | None = None,
+                   states: dict | None = None):
     """The online path of the first direction: one query encoded, scored against the gallery, top-10.
 
-    `embeddings` (modality → the split's embeddings, from the evaluation) spares encoding the gallery again.
+    `embeddings` and `states` (modality → the split's embeddings and states, from the evaluation) spare encoding
+    the gallery again.
     """
     available = set(split.modalities) & set(model.modalities)
     direction = next(d for d in config.eval.directions if set(direction_modalities(d)) <= available)
     query, gallery = direction_modalities(direction)
     device = capabilities.device_of(model)
-    gallery_emb, gallery_states = (embeddings or {}).get(gallery), None
-    if gallery_emb is None or capabilities.has_states(model):  # the states are not kept with the evaluation's embeddings
+    gallery_emb, gallery_states = (embeddings or {}).get(gallery), (states or {}).get(gallery)
+    if gallery_emb is None or (gallery_states is None and capabilities.has_states(model)):
         gallery_emb, gallery_states = encode_split_states(model, split, gallery, config.eval.batch_size)
     return query_path(model, to_device(split.rows(query, torch.tensor([0])), device), query, gallery_emb.to(device),
                       gallery_modality=gallery, gallery_states=gallery_states)
@@ -178,7 +183,7 @@ def measured_fields(model, config: RunConfig, data: RunData, seed: int, result: 
     timings = {}
     latency_contention = None
     if evaluation.metrics.keys() - {"rsum"}:
-        path = query_function(model, data.test, config, evaluation.embeddings)
+        path = query_function(model, data.test, config, evaluation.embeddings, evaluation.states)
         with ContentionMeter() as meter:  # what other processes took of the CPUs while the path was timed
             query, reference = time_interleaved(path, machine_reference.reference_workload, warmup=3, min_count=20,
                                                 min_time_s=0.5, cuda=capabilities.device_of(model).type == "cuda")

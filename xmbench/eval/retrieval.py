@@ -259,11 +259,16 @@ def evaluate_model(model, split, directions, ks=(1, 5, 10), chunk_size: int = 10
     Returns (metrics, per-query ranks, the embeddings of each modality) — the embeddings serve
     the alignment analysis and the latency probes' galleries without encoding twice.
     """
+    embeddings, states = encode_for_directions(model, split, directions, batch_size)
+    return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size, model, states), embeddings)
+
+
+def encode_for_directions(model, split, directions, batch_size: int = 64) -> tuple[dict, dict | None]:
+    """({modality: embeddings}, {modality: states} or None) of every modality that a direction both the split and
+    the model support uses: what `evaluate_embeddings` ranks."""
     directions = supported_directions(directions, set(split.modalities) & set(model.modalities))
     modalities = {x for d in directions for x in direction_modalities(d)}
-    embeddings, states = capabilities.embeddings_and_states(
-        {m: encode_split_states(model, split, m, batch_size) for m in modalities})
-    return (*evaluate_embeddings(embeddings, split, directions, ks, chunk_size, model, states), embeddings)
+    return capabilities.embeddings_and_states({m: encode_split_states(model, split, m, batch_size) for m in modalities})
 
 
 def evaluate_embeddings(embeddings: dict[str, torch.Tensor], split, directions, ks=(1, 5, 10),

@@ -6,7 +6,7 @@ import torch
 
 from tests.models.fusion._helpers import MODALITIES, fused_config, perturb
 from xmbench.bench.runner import run_suite
-from xmbench.bench.stages import query_function
+from xmbench.bench.stages import evaluate, query_function
 from xmbench.config import DIRECTIONS, resolve
 from xmbench.data.sources import load_split
 from xmbench.errors import ModelOutputError
@@ -125,6 +125,24 @@ def test_the_query_path_encodes_the_query_s_states_and_reads_the_gallery_s(fused
         rescored = fused.rerank("text", q, "image", gallery[first], states=(q_states, gallery_states[first]))
     assert torch.equal(top[0, :FUSION["k"]], first[0, rescored[0].argsort(descending=True)])
     assert len(query_function(fused, test_split, config)()[0]) == 10
+
+
+def test_the_run_s_query_path_reads_the_gallery_s_states_from_the_evaluation(fused, config, test_split, monkeypatch):
+    perturb(fused)
+    evaluation = evaluate(fused, config, test_split)
+    assert evaluation.states.keys() == evaluation.embeddings.keys()
+    expected = query_function(fused, test_split, config)()
+    encoded_rows = []
+    encode_states = fused.encode_states
+
+    def counted(modality, inputs):
+        encoded_rows.append(len(next(iter(inputs.values()))))
+        return encode_states(modality, inputs)
+
+    monkeypatch.setattr(fused, "encode_states", counted)
+    top = query_function(fused, test_split, config, evaluation.embeddings, evaluation.states)()
+    assert encoded_rows == [1]  # the query alone: the gallery is not encoded again
+    assert torch.equal(top, expected)
 
 
 def test_cached_accumulation_is_refused_by_name(config):
