@@ -2,7 +2,7 @@
 import numpy as np
 
 from tests.report.test_techniques import record
-from xmbench.report.roadmap import combination, combined, priorities, render_roadmap, technique_rows
+from xmbench.report.roadmap import combination, combined, ingredients, priorities, render_roadmap, technique_rows
 
 
 def suite_records():
@@ -61,6 +61,37 @@ def test_the_report_states_its_rule_and_the_combination_to_run():
     rows = [line for line in text.splitlines() if line.startswith("| s ")]
     assert any("| flat" in line and "| not significant |" in line for line in rows)
     assert any("| costly" in line and "| better " in line and "+300%" in line for line in rows)
+
+
+def with_combination(records):
+    """suite_records with `lr` (+25 t2i) and `both`, which sets cheap's and lr's settings together."""
+    n = 200
+    all_hits, quarter, three_quarters = np.ones(n, bool), np.arange(n) % 4 == 0, np.arange(n) % 4 != 0
+    lr = [record("lr", s, three_quarters, quarter) for s in (0, 1)]
+    both = [record("both", s, all_hits, np.arange(n) % 2 == 0) for s in (0, 1)]  # cheap's t2i, +25 points i2t
+    for r in lr:
+        r.overrides = {"train.lr": 0.002}
+    for r in both:
+        r.overrides = {"model.*.adapter.rank": 4, "train.lr": 0.002}
+    return records + lr + both
+
+
+def test_a_combination_is_measured_against_its_best_ingredient_and_not_ranked():
+    rows = technique_rows(with_combination(suite_records()))
+    by_name = {r["technique"]: r for r in rows}
+    both = by_name["both"]
+    assert [r["technique"] for r in ingredients(both, rows)] == ["cheap", "lr"]  # costly sets another rank
+    assert both["combines"] == ["cheap", "lr"] and both["best_ingredient"] == "cheap"
+    assert "combines" not in by_name["costly"] and "combines" not in by_name["cheap"]
+    versus = both["versus_best"]
+    assert versus["delta_rsum"] == 75.0 and versus["low"] > 0  # i2t +25 points at R@1, R@5 and R@10 over cheap
+    assert both["delta_rsum"] == by_name["cheap"]["delta_rsum"] + 75.0
+    assert [r["technique"] for r in priorities(rows)] == ["cheap", "lr", "costly"]
+    assert combination(priorities(rows)) == both["overrides"]
+    text = render_roadmap(with_combination(suite_records()))
+    line = next(x for x in text.split("## Combinations, measured")[1].splitlines() if x.startswith("| s "))
+    assert "| both " in line and "| cheap, lr " in line and "| +75.0 [" in line
+    assert "The combination to run next (measured above as `both`): `cheap`, `lr`" in text
 
 
 def timed(records, latencies):

@@ -14,7 +14,9 @@ compare calls it significant): on a shared 2-core machine the query-path p50 of 
 by tens of percent between identical runs, and with 3 seeds a side no permutation test reaches 5%. The
 combination proposed takes the ranked techniques in rank order, each whole or not at all: one
 whose settings touch those of a higher-ranked technique already in is left out (it is printed as a
-suite variant to run and measure).
+suite variant to run and measure). A variant that sets exactly the settings of two or more
+techniques of its suite together is a combination: it is not ranked, and it is measured against its
+best ingredient (the highest Δ rsum) as well as against the reference.
 """
 from __future__ import annotations
 
@@ -44,9 +46,27 @@ def technique_rows(records) -> list[dict]:
         base = [r for r in runs if r.variant == reference]
         if not reference or not base:
             continue
-        for variant in dict.fromkeys(r.variant for r in runs if r.variant != reference):
-            rows.append(_row(suite, variant, [r for r in runs if r.variant == variant], base))
+        suite_rows = [_row(suite, variant, [r for r in runs if r.variant == variant], base)
+                      for variant in dict.fromkeys(r.variant for r in runs if r.variant != reference)]
+        for row in suite_rows:
+            parts = ingredients(row, suite_rows)
+            if parts:  # a combination is measured against its best ingredient too, and not ranked as a technique
+                best = max(parts, key=lambda r: r["delta_rsum"])
+                row["combines"], row["best_ingredient"] = [r["technique"] for r in parts], best["technique"]
+                row["versus_best"] = _row(suite, row["technique"], [r for r in runs if r.variant == row["technique"]],
+                                          [r for r in runs if r.variant == best["technique"]])
+        rows += suite_rows
     return rows
+
+
+def ingredients(row: dict, rows: list[dict]) -> list[dict]:
+    """The techniques a row combines: the other rows whose settings it all shares, when two or more of them
+    together make up every setting it has; none for a single technique."""
+    mine = row["overrides"]
+    parts = [r for r in rows if r is not row and r["overrides"]
+             and all(key in mine and mine[key] == value for key, value in r["overrides"].items())]
+    covered = {key for r in parts for key in r["overrides"]}
+    return parts if len(parts) >= 2 and covered == set(mine) else []
 
 
 def _row(suite: str, variant: str, runs, base) -> dict:
@@ -99,7 +119,7 @@ def priorities(rows: list[dict]) -> list[dict]:
     """The significant gains, highest priority first (see the module docstring for the rule)."""
     ranked = []
     for row in rows:
-        if not (row["low"] > 0):
+        if not (row["low"] > 0) or row.get("combines"):
             continue
         latency = row["latency_rise"] if row["latency_worse"] else 0.0  # a rise within the machine's noise costs nothing
         cost = 1 + latency + max(row["trainable_rise"] or 0.0, 0.0)
@@ -156,11 +176,16 @@ def render_roadmap(records) -> str:
     table = pd.DataFrame([{"suite": r["suite"], "technique": r["technique"],
                            "Δ rsum": f"{r['delta_rsum']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]",
                            "verdict": _verdict(r),
-                           "query latency": _percent(r["latency_rise"]) + ("" if r["latency_worse"] or r["latency_rise"] is None
-                                                                          else " (n.s.)"),
+                           "query latency": _latency(r),
                            "trainable params": _percent(r["trainable_rise"]),
                            "peak memory": _mib(r["peak_memory_delta_mb"])} for r in rows])
     parts += ["## All techniques\n", table.to_markdown(index=False) + "\n"]
+    measured = [r for r in rows if r.get("combines")]
+    if measured:
+        parts += ["## Combinations, measured\n",
+                  "Each variant whose settings are those of two or more techniques of its suite together, against "
+                  "the reference and against its best ingredient (the highest Δ rsum), paired over the same queries "
+                  "and seeds.\n", _combination_table(measured) + "\n"]
     ranked = priorities(rows)
     parts.append(f"## Next steps\n\nRule: {RULE}.\n")
     if ranked:
@@ -169,7 +194,9 @@ def render_roadmap(records) -> str:
                                    for i, r in enumerate(ranked)]).to_markdown(index=False) + "\n")
         lines = [f'"{k}" = {_toml(v)}' for k, v in combination(ranked).items()]
         names = ", ".join(f"`{r['technique']}`" for r in combined(ranked))
-        parts.append(f"The combination to run next: {names} — each ranked technique in rank order, whole, unless one of "
+        run = [r["technique"] for r in measured if r["overrides"] == combination(ranked)]
+        status = f" (measured above as `{run[0]}`)" if run else ""
+        parts.append(f"The combination to run next{status}: {names} — each ranked technique in rank order, whole, unless one of "
                      "its settings touches a setting of a higher-ranked one already in (the same key, or one inside "
                      "the other); techniques whose reference overrides the base themselves are ranked, not combined. "
                      "As a variant of a suite on the same base:\n\n"
@@ -179,10 +206,28 @@ def render_roadmap(records) -> str:
     return "\n".join(parts)
 
 
+def _combination_table(measured: list[dict]) -> str:
+    def delta(row):
+        return f"{row['delta_rsum']:+.1f} [{row['low']:+.1f}, {row['high']:+.1f}] {_verdict(row)}"
+
+    return pd.DataFrame([{"suite": r["suite"], "variant": r["technique"],
+                          "combines": ", ".join(r["combines"]), "Δ rsum vs reference": delta(r),
+                          "best ingredient": r["best_ingredient"],
+                          "Δ rsum vs best ingredient": delta(r["versus_best"]),
+                          "query latency": _latency(r), "trainable params": _percent(r["trainable_rise"]),
+                          "peak memory": _mib(r["peak_memory_delta_mb"])} for r in measured]).to_markdown(index=False)
+
+
 def _verdict(row: dict) -> str:
     if np.isnan(row["low"]):
         return "not comparable"
     return "better" if row["low"] > 0 else "worse" if row["high"] < 0 else "not significant"
+
+
+def _latency(row: dict) -> str:
+    """The query latency's relative rise, "(n.s.)" when it does not count (see `_slower`)."""
+    counted = row["latency_worse"] or row["latency_rise"] is None
+    return _percent(row["latency_rise"]) + ("" if counted else " (n.s.)")
 
 
 def _percent(value) -> str:
