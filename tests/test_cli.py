@@ -120,3 +120,16 @@ def test_every_report_format_renders_a_suite_of_failed_runs(tmp_path):
                  tmp_path / "records")
     both = json.loads(xmbench("report", "--json", *common, "--suite", "other", check=True).stdout)
     assert sorted((row["suite"], row["variant"]) for row in both) == [("broken", "a"), ("broken", "b"), ("other", "c")]
+
+
+def test_the_roadmap_report_renders_as_markdown_and_as_a_page(tmp_path):
+    from tests.report.test_roadmap import suite_records
+    from xmbench.bench.record import write_record
+
+    for record in suite_records():
+        write_record(record, tmp_path / "records")
+    common = ["--roadmap", "--records", tmp_path / "records"]
+    markdown = xmbench("report", *common, check=True).stdout
+    assert "## Next steps" in markdown and "`cheap`" in markdown.split("## Pareto fronts")[1]
+    page = xmbench("report", *common, "--html", "--out", tmp_path / "roadmap.html", check=True)
+    assert "wrote" in page.stdout and (tmp_path / "roadmap.html").read_text().count("<img") == 3

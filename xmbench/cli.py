@@ -87,14 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render stored records")
     report.add_argument("--markdown", action="store_true", help="GitHub-flavoured markdown tables (default)")
-    report.add_argument("--html", action="store_true", help="one self-contained page with plots (to --out)")
+    report.add_argument("--html", action="store_true",
+                        help="one self-contained page with plots (to --out; with --roadmap, the roadmap's page)")
     report.add_argument("--json", action="store_true", help="records as JSON rows (pandas-friendly)")
     report.add_argument("--csv", action="store_true", help="records as CSV rows")
     report.add_argument("--roadmap", action="store_true",
                         help="every technique of every suite with a reference, and the next steps in priority order")
     report.add_argument("--records", type=Path, default=None)
     report.add_argument("--suite", action="append", help="only this suite (repeatable: these suites)")
-    report.add_argument("--out", type=Path, help="write the report here (HTML default: reports/report.html)")
+    report.add_argument("--out", type=Path, help="write the report here (HTML default: reports/report.html, "
+                                                        "reports/roadmap.html with --roadmap)")
     _baseline_options(report)
     report.set_defaults(handler=cmd_report)
 
@@ -323,6 +325,14 @@ def cmd_report(args) -> int:
     records = [r for suite in args.suite for r in read_records(directory, suite)] if args.suite else read_records(directory)
     if not records:
         raise XmbenchError(f"no records under {args.records or DEFAULT_RECORDS}; run `xmbench run SUITE` first")
+    if args.roadmap and args.html:
+        from xmbench.report.html import render_roadmap_html
+
+        out = args.out or Path("reports") / "roadmap.html"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_roadmap_html(records))
+        print(f"wrote {out}")
+        return 0
     if args.roadmap:
         from xmbench.report.roadmap import render_roadmap
 

@@ -1,10 +1,7 @@
 import re
 
-import pandas as pd
-
 from xmbench.bench.record import Record
-from xmbench.report.html import render_html
-from xmbench.report.plots import _frontier
+from xmbench.report.html import render_html, render_roadmap_html
 
 
 def record(variant, seed, r1, latency, rss):
@@ -36,11 +33,6 @@ def test_step_notes_are_a_table_of_the_page():
     assert "<h3>Step notes</h3>" not in render_html([record("b", 0, 0.6, 0.004, 950)])
 
 
-def test_pareto_frontier_keeps_only_undominated_points():
-    points = pd.DataFrame({"quality": [50, 40, 60, 55], "cost": [1.0, 2.0, 3.0, 4.0]}, index=list("abcd"))
-    assert list(_frontier(points, "cost").index) == ["a", "c"]
-
-
 def failed(variant, seed, error):
     return Record(suite="s", variant=variant, variant_id=variant, seed=seed, status="failed", config={},
                   error=error)
@@ -66,3 +58,17 @@ def test_intervals_of_percentages_stay_within_0_and_100():
     mean, low, high = percent_interval([0.0, 10.0])  # two seeds: the t interval reaches to about -58%
     assert (mean, low) == (5.0, 0.0) and high <= 100.0
     assert percent_interval([99.0, 100.0])[2] == 100.0
+
+
+def test_the_roadmap_page_has_its_sections_and_a_pareto_plot_per_cost():
+    from tests.report.test_roadmap import suite_records
+
+    page = render_roadmap_html(suite_records())
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert [alt for alt, _ in images] == ["pareto s query latency rise", "pareto s trainable-parameter rise",
+                                          "pareto s peak memory Δ"]
+    assert all(len(data) > 1000 for _, data in images)
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings == ["s (reference <code>ref</code>)", "All techniques", "Pareto fronts", "Next steps"]
+    assert '<pre>[variants.combined]\n"model.*.adapter.rank" = 4</pre>' in page.replace("&quot;", '"')
+    assert "No suite with a reference" in render_roadmap_html([record("a", 0, 0.4, 0.002, 900)])

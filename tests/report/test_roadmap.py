@@ -58,6 +58,9 @@ def test_the_report_states_its_rule_and_the_combination_to_run():
     text = render_roadmap(suite_records())
     assert "Rule: priority = lower 95% bound of Δ rsum" in text
     assert '"model.*.adapter.rank" = 4' in text and "[variants.combined]" in text
+    assert [line for line in text.splitlines() if line.startswith("## ")] == [
+        "## s (reference `ref`)", "## All techniques", "## Pareto fronts", "## Next steps"]
+    assert "| s       | trainable-parameter rise | `cheap` (+150.0, +0%) → `costly` (+225.0, +300%) |" in text
     rows = [line for line in text.splitlines() if line.startswith("| s ")]
     assert any("| flat" in line and "| not significant |" in line for line in rows)
     assert any("| costly" in line and "| better " in line and "+300%" in line for line in rows)

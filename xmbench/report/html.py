@@ -86,6 +86,39 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
     return "\n".join(parts)
 
 
+def render_roadmap_html(records) -> str:
+    """The roadmap report (xmbench.report.roadmap) as one page, with a Pareto plot per suite and cost."""
+    from xmbench.report.fronts import COSTS, technique_points
+    from xmbench.report.roadmap import INTRO, roadmap_sections
+
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>xmbench roadmap</title>"
+             f"<style>{STYLE}</style></head><body><h1>The roadmap: every technique against its reference</h1>",
+             f"<p class='note'>{_inline(INTRO)}</p>"]
+    sections = roadmap_sections(records)
+    if not sections:
+        parts.append("<p class='note'>No suite with a reference variant among these records.</p>")
+    for section in sections:
+        parts.append(f"<h2>{_inline(section.title)}</h2>")
+        parts += [f"<p class='note'>{_inline(paragraph)}</p>" for paragraph in section.text.split("\n\n") if paragraph]
+        if section.table is not None:
+            parts.append(_table(section.table))
+        if section.code:
+            parts.append(f"<pre>{html.escape(section.code)}</pre>")
+        for suite in dict.fromkeys(r["suite"] for r in section.fronts):
+            rows = [r for r in section.fronts if r["suite"] == suite]
+            for cost, label, _ in COSTS:
+                parts.append(_img(plots.technique_front(technique_points(rows, cost), cost, label, f"{suite}: Δ rsum "
+                                                        f"against {label}"), f"pareto {suite} {label}"))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _inline(text: str) -> str:
+    """Escaped text whose `code` spans become <code>."""
+    pieces = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+
+
 def _profile_html(record) -> str:
     """The profile tables of one record, with its plots."""
     parts = [f"<h3>Profile: {html.escape(record.variant)} (seed {record.seed})</h3>"]

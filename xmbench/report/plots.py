@@ -12,6 +12,7 @@ import pandas as pd  # noqa: E402
 
 from xmbench.bench.stats import mean_interval  # noqa: E402
 from xmbench.config import DIRECTIONS  # noqa: E402
+from xmbench.report.fronts import frontier  # noqa: E402
 
 
 def _png(fig) -> bytes:
@@ -55,25 +56,33 @@ def pareto(frame: pd.DataFrame, cost: str, cost_label: str) -> bytes:
     ax.scatter(points[cost], points["quality"], s=40)
     for name, row in points.iterrows():
         ax.annotate(name, (row[cost], row["quality"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    frontier = _frontier(points, cost)
-    if len(frontier) > 1:
-        ax.plot(frontier[cost], frontier["quality"], "r--", label="Pareto frontier")
-        ax.legend(fontsize=8)
-    ax.scatter(frontier[cost], frontier["quality"], s=90, facecolors="none", edgecolors="r")
+    front = frontier(points, cost)
+    _mark_front(ax, front, cost)
     ax.set(xlabel=cost_label, ylabel="mean R@1 over directions (%)", title=f"Quality against {cost_label}")
     ax.grid(alpha=0.3)
     return _png(fig)
 
 
-def _frontier(points: pd.DataFrame, cost: str) -> pd.DataFrame:
-    """Points no other point beats on both lower cost and higher quality."""
-    ordered = points.sort_values([cost, "quality"], ascending=[True, False])
-    best, keep = -np.inf, []
-    for name, row in ordered.iterrows():
-        if row["quality"] > best:
-            keep.append(name)
-            best = row["quality"]
-    return ordered.loc[keep]
+def technique_front(points: pd.DataFrame, cost: str, cost_label: str, title: str) -> bytes:
+    """Δ rsum against a cost relative to the reference, one point per technique; only the front is named
+    (a roadmap has dozens of techniques)."""
+    front = frontier(points, cost)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    ax.scatter(points[cost], points["quality"], s=25, alpha=0.6)
+    for name, row in front.iterrows():
+        ax.annotate(name, (row[cost], row["quality"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    _mark_front(ax, front, cost)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xlabel=cost_label, ylabel="Δ rsum against the reference (points)", title=title)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _mark_front(ax, front: pd.DataFrame, cost: str) -> None:
+    if len(front) > 1:
+        ax.plot(front[cost], front["quality"], "r--", label="Pareto frontier")
+        ax.legend(fontsize=8)
+    ax.scatter(front[cost], front["quality"], s=90, facecolors="none", edgecolors="r")
 
 
 def direction_bars(frame: pd.DataFrame) -> bytes:

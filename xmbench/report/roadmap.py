@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import statistics
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ import pandas as pd
 from xmbench.bench.compare import MIN_TIMING_EFFECT, WORSE, paired_differences, process_deciles, relative_deciles, timing_delta
 from xmbench.bench.stats import paired_bootstrap_sum
 from xmbench.config import DIRECTIONS
+from xmbench.report.fronts import fronts_frame
 from xmbench.report.techniques import HARD_NEGATIVE_COLUMN, RSUM_KS, reference_of, technique_frame
 
 RULE = ("priority = lower 95% bound of Δ rsum ÷ (1 + relative query-latency rise + relative trainable-parameter "
@@ -78,7 +80,8 @@ def _row(suite: str, variant: str, runs, base) -> dict:
     latency = timing_delta(variant, "query_latency_s", runs, base)
     trainable = _relative(runs, base, lambda r: r.costs.get("trainable_params"))
     memory = _difference(runs, base, lambda r: r.costs.get("peak_rss_mb"))
-    return {"suite": suite, "technique": variant, "seeds": len(runs), "delta_rsum": delta, "low": low, "high": high,
+    return {"suite": suite, "technique": variant, "reference": base[0].variant, "seeds": len(runs),
+            "delta_rsum": delta, "low": low, "high": high,
             "significant": low > 0 or high < 0,
             "latency_rise": None if latency is None or latency.ratio is None else latency.ratio - 1.0,  # not judged: None
             "latency_worse": _slower(latency, runs, base), "trainable_rise": trainable,
@@ -159,54 +162,90 @@ def _touch(a: str, b: str) -> bool:
     return all(x == y or "*" in (x, y) for x, y in zip(first, second))
 
 
-def render_roadmap(records) -> str:
-    """Markdown: every technique's row per suite, the significance-ranked next steps, the combination to run."""
+@dataclass
+class Section:
+    """One part of the roadmap report, rendered as markdown or HTML alike."""
+    title: str
+    text: str = ""
+    table: pd.DataFrame | None = None
+    code: str = ""  # a TOML snippet
+    fronts: list[dict] = field(default_factory=list)  # the technique rows whose Pareto fronts the HTML page plots
+
+
+INTRO = ("Δ in points over the same test queries and seeds (95% paired bootstrap interval). Costs are relative to the "
+         "suite's reference: query latency p50, trainable parameters; peak memory as a difference. "
+         f"{HARD_NEGATIVE_COLUMN}: R@1 over the queries whose item has a known hard negative in the test split, mean "
+         "of the directions.")
+
+
+def roadmap_sections(records) -> list[Section]:
+    """Every technique's row per suite, all techniques side by side, the measured combinations, the Pareto fronts,
+    the significance-ranked next steps and the combination to run; none without a suite that has a reference."""
     rows = technique_rows(records)
     if not rows:
-        return "_no suite with a reference variant among these records_\n"
-    parts = ["# The roadmap: every technique against its reference\n",
-             "Δ in points over the same test queries and seeds (95% paired bootstrap interval). Costs are relative "
-             "to the suite's reference: query latency p50, trainable parameters; peak memory as a difference. "
-             f"{HARD_NEGATIVE_COLUMN}: R@1 over the queries whose item has a known hard negative in the test "
-             "split, mean of the directions.\n"]
+        return []
+    sections = []
     for suite in dict.fromkeys(r["suite"] for r in rows):
         suite_records = [r for r in records if r.suite == suite]
-        parts.append(f"## {suite} (reference `{reference_of(suite_records)}`)\n")
-        parts.append(technique_frame(suite_records).to_markdown(index=False) + "\n")
-    table = pd.DataFrame([{"suite": r["suite"], "technique": r["technique"],
-                           "Δ rsum": f"{r['delta_rsum']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]",
-                           "verdict": _verdict(r),
-                           "query latency": _latency(r),
-                           "trainable params": _percent(r["trainable_rise"]),
-                           "peak memory": _mib(r["peak_memory_delta_mb"])} for r in rows])
-    parts += ["## All techniques\n", table.to_markdown(index=False) + "\n"]
+        sections.append(Section(f"{suite} (reference `{reference_of(suite_records)}`)",
+                                table=technique_frame(suite_records)))
+    sections.append(Section("All techniques", table=pd.DataFrame([
+        {"suite": r["suite"], "technique": r["technique"],
+         "Δ rsum": f"{r['delta_rsum']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]", "verdict": _verdict(r),
+         "query latency": _latency(r), "trainable params": _percent(r["trainable_rise"]),
+         "peak memory": _mib(r["peak_memory_delta_mb"])} for r in rows])))
     measured = [r for r in rows if r.get("combines")]
     if measured:
-        parts += ["## Combinations, measured\n",
-                  "Each variant whose settings are those of two or more techniques of its suite together, against "
-                  "the reference and against its best ingredient (the highest Δ rsum), paired over the same queries "
-                  "and seeds.\n", _combination_table(measured) + "\n"]
+        sections.append(Section("Combinations, measured", "Each variant whose settings are those of two or more "
+                                "techniques of its suite together, against the reference and against its best "
+                                "ingredient (the highest Δ rsum), paired over the same queries and seeds.",
+                                _combination_frame(measured)))
+    sections.append(Section("Pareto fronts", "Each technique at (Δ rsum, its cost against the reference), the "
+                            "reference at (0, 0): the techniques on a front are those no other beats on both. Costs "
+                            "as measured, including rises the next steps count as noise (n.s.).",
+                            fronts_frame(rows), fronts=rows))
+    sections.append(_next_steps(rows, measured))
+    return sections
+
+
+def _next_steps(rows: list[dict], measured: list[dict]) -> Section:
     ranked = priorities(rows)
-    parts.append(f"## Next steps\n\nRule: {RULE}.\n")
-    if ranked:
-        parts.append(pd.DataFrame([{"rank": i + 1, "technique": f"{r['suite']}/{r['technique']}",
-                                    "priority": f"{r['priority']:.2f}", "Δ rsum": f"{r['delta_rsum']:+.1f}"}
-                                   for i, r in enumerate(ranked)]).to_markdown(index=False) + "\n")
-        lines = [f'"{k}" = {_toml(v)}' for k, v in combination(ranked).items()]
-        names = ", ".join(f"`{r['technique']}`" for r in combined(ranked))
-        run = [r["technique"] for r in measured if r["overrides"] == combination(ranked)]
-        status = f" (measured above as `{run[0]}`)" if run else ""
-        parts.append(f"The combination to run next{status}: {names} — each ranked technique in rank order, whole, unless one of "
-                     "its settings touches a setting of a higher-ranked one already in (the same key, or one inside "
-                     "the other); techniques whose reference overrides the base themselves are ranked, not combined. "
-                     "As a variant of a suite on the same base:\n\n"
-                     "```toml\n[variants.combined]\n" + "\n".join(lines) + "\n```\n")
-    else:
-        parts.append("No technique gained significantly over its reference: nothing to combine.\n")
+    if not ranked:
+        return Section("Next steps", f"Rule: {RULE}. No technique gained significantly over its reference: nothing "
+                                     "to combine.")
+    table = pd.DataFrame([{"rank": i + 1, "technique": f"{r['suite']}/{r['technique']}",
+                           "priority": f"{r['priority']:.2f}", "Δ rsum": f"{r['delta_rsum']:+.1f}"}
+                          for i, r in enumerate(ranked)])
+    merged = combination(ranked)
+    names = ", ".join(f"`{r['technique']}`" for r in combined(ranked))
+    run = [r["technique"] for r in measured if r["overrides"] == merged]
+    status = f" (measured above as `{run[0]}`)" if run else ""
+    text = (f"Rule: {RULE}.\n\nThe combination to run next{status}: {names} — each ranked technique in rank "
+            "order, whole, unless one of its settings touches a setting of a higher-ranked one already in (the same "
+            "key, or one inside the other); techniques whose reference overrides the base themselves are ranked, not "
+            "combined. As a variant of a suite on the same base, below the ranking.")
+    code = "[variants.combined]\n" + "\n".join(f'"{k}" = {_toml(v)}' for k, v in merged.items())
+    return Section("Next steps", text, table, code)
+
+
+def render_roadmap(records) -> str:
+    """Markdown: the roadmap's sections."""
+    sections = roadmap_sections(records)
+    if not sections:
+        return "_no suite with a reference variant among these records_\n"
+    parts = ["# The roadmap: every technique against its reference\n", INTRO + "\n"]
+    for section in sections:
+        parts.append(f"## {section.title}\n")
+        if section.text:
+            parts.append(section.text + "\n")
+        if section.table is not None:
+            parts.append(section.table.to_markdown(index=False) + "\n")
+        if section.code:
+            parts.append(f"```toml\n{section.code}\n```\n")
     return "\n".join(parts)
 
 
-def _combination_table(measured: list[dict]) -> str:
+def _combination_frame(measured: list[dict]) -> pd.DataFrame:
     def delta(row):
         return f"{row['delta_rsum']:+.1f} [{row['low']:+.1f}, {row['high']:+.1f}] {_verdict(row)}"
 
@@ -215,7 +254,7 @@ def _combination_table(measured: list[dict]) -> str:
                           "best ingredient": r["best_ingredient"],
                           "Δ rsum vs best ingredient": delta(r["versus_best"]),
                           "query latency": _latency(r), "trainable params": _percent(r["trainable_rise"]),
-                          "peak memory": _mib(r["peak_memory_delta_mb"])} for r in measured]).to_markdown(index=False)
+                          "peak memory": _mib(r["peak_memory_delta_mb"])} for r in measured])
 
 
 def _verdict(row: dict) -> str:
