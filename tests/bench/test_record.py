@@ -1,3 +1,4 @@
+import gzip
 import json
 
 import pytest
@@ -17,6 +18,19 @@ def test_write_then_read_round_trips(tmp_path):
     assert read_record(path) == make().__class__(**json.loads(path.read_text()))
     assert read_records(tmp_path)[0].metrics == {"t2i": {"R@1": 0.5}}
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_gzipped_records_are_read_beside_plain_ones(tmp_path):
+    plain = write_record(make(seed=0), tmp_path)
+    archived = write_record(make(seed=1), tmp_path)
+    archived.with_suffix(".json.gz").write_bytes(gzip.compress(archived.read_bytes()))
+    archived.unlink()
+    assert [r.seed for r in read_records(tmp_path, "s")] == [0, 1]
+    assert read_record(plain.parent / "a_train.lr_0.1__seed1.json.gz") == make(seed=1)
+    truncated = plain.parent / "cut.json.gz"
+    truncated.write_bytes(gzip.compress(plain.read_bytes())[:40])
+    with pytest.raises(XmbenchError, match=rf"{truncated}: not a readable record"):
+        read_record(truncated)
 
 
 def test_failed_write_keeps_the_previous_file(tmp_path):

@@ -7,6 +7,7 @@ over the target, so a crash or SIGKILL leaves either the old file or the new one
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -82,8 +83,9 @@ def write_record(record: Record, directory: Path) -> Path:
 def read_record(path: Path) -> Record:
     """Parse one record file; a corrupt or foreign file gets an error naming it."""
     try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        raw = Path(path).read_bytes()
+        payload = json.loads(gzip.decompress(raw) if Path(path).suffix == ".gz" else raw)
+    except (OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise XmbenchError(f"{path}: not a readable record: {exc}") from None
     if not isinstance(payload, dict) or "schema_version" not in payload:
         raise XmbenchError(f"{path}: not an xmbench record (no schema_version)")
@@ -97,9 +99,12 @@ def read_record(path: Path) -> Record:
 
 
 def record_paths(directory: Path, suite: str | None = None) -> list[Path]:
+    """The record files of a folder; gzipped ones (`.json.gz`) too, so that a long run's records
+    can be archived beside its committed report (reports/records/) and reported from there."""
     root = Path(directory)
-    pattern = f"{suite}/*.json" if suite else "*/*.json"
-    return sorted(p for p in root.glob(pattern) if not p.name.startswith("."))
+    folder = suite or "*"
+    paths = [*root.glob(f"{folder}/*.json"), *root.glob(f"{folder}/*.json.gz")]
+    return sorted(p for p in paths if not p.name.startswith("."))
 
 
 def read_records(directory: Path, suite: str | None = None) -> list[Record]:
