@@ -54,6 +54,17 @@ def test_a_technique_measured_against_another_base_is_ranked_not_combined():
     assert combination(ranked) == {"model.*.adapter.rank": 4}  # nothing of "missing"
 
 
+def test_a_derived_run_is_ranked_but_its_inputs_are_not_settings_to_combine():
+    records = suite_records()
+    for r in records:
+        if r.variant == "cheap":  # now an ensemble of trained variants, as the suite's derived runs record it
+            r.overrides = {"inputs": ["ref", "costly"], "name": "ensemble"}
+            r.config = {"derived": {"name": "ensemble"}, "inputs": ["ref", "costly"]}
+    ranked = priorities(technique_rows(records))
+    assert [r["technique"] for r in ranked] == ["cheap", "costly"]
+    assert combination(ranked) == {"model.*.adapter.rank": 16, "train.lr": 0.002}
+
+
 def test_the_report_states_its_rule_and_the_combination_to_run():
     text = render_roadmap(suite_records())
     assert "Rule: priority = lower 95% bound of Δ rsum" in text

@@ -86,6 +86,7 @@ def _row(suite: str, variant: str, runs, base) -> dict:
             "latency_rise": None if latency is None or latency.ratio is None else latency.ratio - 1.0,  # not judged: None
             "latency_worse": _slower(latency, runs, base), "trainable_rise": trainable,
             "peak_memory_delta_mb": memory, "overrides": runs[0].overrides, "reference_overrides": base[0].overrides,
+            "derived": "derived" in runs[0].config,
             "adapter_bytes": runs[0].costs.get("adapter_bytes")}
 
 
@@ -144,12 +145,14 @@ def combined(ranked: list[dict]) -> list[dict]:
     A technique joins when none of its keys touches a key of a higher-ranked one that joined
     (the same setting, or one inside the other: `model.head` and `model.head.blocks`, a `*`
     matching any tower); a technique measured against a reference that overrides the base itself
-    never joins (a gain measured on other data, as day6_missing's, says nothing about the base).
+    never joins (a gain measured on other data, as day6_missing's, says nothing about the base), nor
+    does a derived run (an ensemble, a soup): it combines trained models, it is not a setting.
     """
     taken: list[str] = []
     joined = []
     for row in ranked:
-        if row.get("reference_overrides") or any(_touch(key, other) for key in row["overrides"] for other in taken):
+        clashes = any(_touch(key, other) for key in row["overrides"] for other in taken)
+        if row.get("reference_overrides") or row.get("derived") or clashes:
             continue
         joined.append(row)
         taken += list(row["overrides"])
@@ -222,8 +225,8 @@ def _next_steps(rows: list[dict], measured: list[dict]) -> Section:
     status = f" (measured above as `{run[0]}`)" if run else ""
     text = (f"Rule: {RULE}.\n\nThe combination to run next{status}: {names} — each ranked technique in rank "
             "order, whole, unless one of its settings touches a setting of a higher-ranked one already in (the same "
-            "key, or one inside the other); techniques whose reference overrides the base themselves are ranked, not "
-            "combined. As a variant of a suite on the same base, below the ranking.")
+            "key, or one inside the other); derived runs (ensembles, soups) and techniques whose reference overrides the "
+            "base themselves are ranked, not combined. As a variant of a suite on the same base, below the ranking.")
     code = "[variants.combined]\n" + "\n".join(f'"{k}" = {_toml(v)}' for k, v in merged.items())
     return Section("Next steps", text, table, code)
 
