@@ -72,7 +72,9 @@ def test_the_report_states_its_rule_and_the_combination_to_run():
     assert [line for line in text.splitlines() if line.startswith("## ")] == [
         "## s (reference `ref`)", "## All techniques", "## Pareto fronts", "## Next steps"]
     assert "| s       | trainable-parameter rise | `cheap` (+150.0, +0%) → `costly` (+225.0, +300%) |" in text
-    rows = [line for line in text.splitlines() if line.startswith("| s ")]
+    summary = text.split("## All techniques")[1].split("## ")[0]
+    rows = [line for line in summary.splitlines() if line.startswith("| s ")]
+    assert [row.split("|")[2].strip() for row in rows] == ["costly", "cheap", "flat"]  # by Δ rsum, largest first
     assert any("| flat" in line and "| not significant |" in line for line in rows)
     assert any("| costly" in line and "| better " in line and "+300%" in line for line in rows)
 

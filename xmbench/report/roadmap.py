@@ -196,7 +196,8 @@ def roadmap_sections(records) -> list[Section]:
         {"suite": r["suite"], "technique": r["technique"],
          "Δ rsum": f"{r['delta_rsum']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]", "verdict": _verdict(r),
          "query latency": _latency(r), "trainable params": _percent(r["trainable_rise"]),
-         "peak memory": _mib(r["peak_memory_delta_mb"])} for r in rows])))
+         "peak memory": _mib(r["peak_memory_delta_mb"])}
+        for r in sorted(rows, key=_gain_first)])))
     measured = [r for r in rows if r.get("combines")]
     if measured:
         sections.append(Section("Combinations, measured", "Each variant whose settings are those of two or more "
@@ -209,6 +210,11 @@ def roadmap_sections(records) -> list[Section]:
                             fronts_frame(rows), fronts=rows))
     sections.append(_next_steps(rows, measured))
     return sections
+
+
+def _gain_first(row: dict) -> float:
+    """Sort key: the largest Δ rsum first, an incomparable one (NaN) last."""
+    return -row["delta_rsum"] if row["delta_rsum"] == row["delta_rsum"] else float("inf")
 
 
 def _next_steps(rows: list[dict], measured: list[dict]) -> Section:
