@@ -43,6 +43,18 @@ def test_a_technique_joins_the_combination_whole_or_not_at_all():
                                    "model.embed_dim": 256, "train.lr": 0.002}
 
 
+def test_a_tower_s_own_head_touches_the_model_wide_head_it_overrides():
+    def row(name, overrides):
+        return {"technique": name, "overrides": overrides}
+
+    ranked = [row("layernorm", {"model.head": "layernorm_linear"}),
+              row("audio_residual", {"model.audio.head.name": "residual_mlp", "model.audio.head.blocks": 2}),
+              row("text_rank", {"model.text.adapter.rank": 4}),  # model.text.adapter is no fallback: joins
+              row("dim", {"model.embed_dim": 256})]
+    assert [r["technique"] for r in combined(ranked)] == ["layernorm", "text_rank", "dim"]
+    assert [r["technique"] for r in combined(ranked[1:])] == ["audio_residual", "text_rank", "dim"]
+
+
 def test_a_technique_measured_against_another_base_is_ranked_not_combined():
     ragged = suite_records()
     for r in ragged:

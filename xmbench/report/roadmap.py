@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
 from xmbench.bench.compare import MIN_TIMING_EFFECT, WORSE, paired_differences, process_deciles, relative_deciles, timing_delta
 from xmbench.bench.stats import paired_bootstrap_sum
-from xmbench.config import DIRECTIONS
+from xmbench.config import DIRECTIONS, ModelConfig, TowerConfig
 from xmbench.report.fronts import fronts_frame
 from xmbench.report.techniques import HARD_NEGATIVE_COLUMN, RSUM_KS, reference_of, technique_frame
 
@@ -159,10 +159,27 @@ def combined(ranked: list[dict]) -> list[dict]:
     return joined
 
 
+# A tower's own setting that, unset, falls back to the model-wide one of the same name (model.audio.head → model.head)
+FALLBACKS = {f.name for f in fields(TowerConfig)} & {f.name for f in fields(ModelConfig)}
+
+
 def _touch(a: str, b: str) -> bool:
-    """Do two dotted keys set the same thing, or one a part of the other? (`*` matches any one part)."""
+    """Do two dotted keys set the same thing, or one a part of the other? (`*` matches any one part; a
+    tower's own head touches the model-wide head, which it overrides for that tower.)"""
+    return any(_same_part(x, y) for x in _spellings(a) for y in _spellings(b))
+
+
+def _same_part(a: str, b: str) -> bool:
     first, second = a.split("."), b.split(".")
     return all(x == y or "*" in (x, y) for x, y in zip(first, second))
+
+
+def _spellings(key: str) -> list[str]:
+    """The key, and for a tower's own fallback setting (model.<tower>.head…) the model-wide key it stands in for."""
+    parts = key.split(".")
+    if len(parts) >= 3 and parts[0] == "model" and parts[2] in FALLBACKS:
+        return [key, ".".join(["model", *parts[2:]])]
+    return [key]
 
 
 @dataclass
