@@ -328,11 +328,7 @@ def cmd_report(args) -> int:
     if args.roadmap and args.html:
         from xmbench.report.html import render_roadmap_html
 
-        out = args.out or Path("reports") / "roadmap.html"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_roadmap_html(records))
-        print(f"wrote {out}")
-        return 0
+        return _write_page(args.out or Path("reports") / "roadmap.html", render_roadmap_html(records))
     if args.roadmap:
         from xmbench.report.roadmap import render_roadmap
 
@@ -343,11 +339,7 @@ def cmd_report(args) -> int:
     elif args.html:
         from xmbench.report.html import render_html
 
-        out = args.out or Path("reports") / "report.html"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_html(records, _regressions(records, args)))
-        print(f"wrote {out}")
-        return 0
+        return _write_page(args.out or Path("reports") / "report.html", render_html(records, _regressions(records, args)))
     else:
         text = render_markdown(records)
         regressions = _regressions(records, args)
@@ -357,6 +349,13 @@ def cmd_report(args) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
+    return 0
+
+
+def _write_page(out: Path, page: str) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    print(f"wrote {out}")
     return 0
 
 

@@ -89,10 +89,10 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
 def render_roadmap_html(records) -> str:
     """The roadmap report (xmbench.report.roadmap) as one page, with a Pareto plot per suite and cost."""
     from xmbench.report.fronts import COSTS, technique_points
-    from xmbench.report.roadmap import INTRO, roadmap_sections
+    from xmbench.report.roadmap import INTRO, TITLE, roadmap_sections
 
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>xmbench roadmap</title>"
-             f"<style>{STYLE}</style></head><body><h1>The roadmap: every technique against its reference</h1>",
+             f"<style>{STYLE}</style></head><body><h1>{TITLE}</h1>",
              f"<p class='note'>{_inline(INTRO)}</p>"]
     sections = roadmap_sections(records)
     if not sections:

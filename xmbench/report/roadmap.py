@@ -192,6 +192,7 @@ class Section:
     fronts: list[dict] = field(default_factory=list)  # the technique rows whose Pareto fronts the HTML page plots
 
 
+TITLE = "The roadmap: every technique against its reference"
 INTRO = ("Δ in points over the same test queries and seeds (95% paired bootstrap interval). Costs are relative to the "
          "suite's reference: query latency p50, trainable parameters; peak memory as a difference. "
          f"{HARD_NEGATIVE_COLUMN}: R@1 over the queries whose item has a known hard negative in the test split, mean "
@@ -259,7 +260,7 @@ def render_roadmap(records) -> str:
     sections = roadmap_sections(records)
     if not sections:
         return "_no suite with a reference variant among these records_\n"
-    parts = ["# The roadmap: every technique against its reference\n", INTRO + "\n"]
+    parts = [f"# {TITLE}\n", INTRO + "\n"]
     for section in sections:
         parts.append(f"## {section.title}\n")
         if section.text:
