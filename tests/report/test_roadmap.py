@@ -66,6 +66,18 @@ def test_a_technique_measured_against_another_base_is_ranked_not_combined():
     assert combination(ranked) == {"model.*.adapter.rank": 4}  # nothing of "missing"
 
 
+def test_the_base_against_a_reference_that_changes_it_is_no_step_to_rank():
+    records = suite_records()
+    for r in records:
+        if r.variant == "ref":  # the reference trains on other data; "cheap" is the suite's base itself
+            r.overrides = {"data.missing": {"image": 0.4}}
+        elif r.variant == "cheap":
+            r.overrides = {}
+    rows = technique_rows(records)
+    assert [r["technique"] for r in rows] == ["cheap", "costly", "flat"] and rows[0]["low"] > 0  # still in the table
+    assert [r["technique"] for r in priorities(rows)] == ["costly"]
+
+
 def test_a_derived_run_is_ranked_but_its_inputs_are_not_settings_to_combine():
     records = suite_records()
     for r in records:
@@ -78,7 +90,11 @@ def test_a_derived_run_is_ranked_but_its_inputs_are_not_settings_to_combine():
 
 
 def test_the_report_states_its_rule_and_the_combination_to_run():
-    text = render_roadmap(suite_records())
+    records = suite_records()
+    for r in records:
+        r.costs["run_wall_s"] = 30.0
+    text = render_roadmap(records)
+    assert "## s (reference `ref`)\n\nRun time: 4.0 min for 8 runs, one after another" in text  # the suite's own
     assert "Rule: priority = lower 95% bound of Δ rsum" in text
     assert '"model.*.adapter.rank" = 4' in text and "[variants.combined]" in text
     assert [line for line in text.splitlines() if line.startswith("## ")] == [

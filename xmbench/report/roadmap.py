@@ -31,12 +31,15 @@ from xmbench.bench.compare import MIN_TIMING_EFFECT, WORSE, paired_differences, 
 from xmbench.bench.stats import paired_bootstrap_sum
 from xmbench.config import DIRECTIONS, ModelConfig, TowerConfig
 from xmbench.report.fronts import fronts_frame
+from xmbench.report.markdown import suite_run_time
 from xmbench.report.techniques import HARD_NEGATIVE_COLUMN, RSUM_KS, reference_of, technique_frame
 
 RULE = ("priority = lower 95% bound of Δ rsum ÷ (1 + relative query-latency rise + relative trainable-parameter "
         "rise); only techniques whose Δ rsum interval lies above 0 are ranked, and a latency rise counts only when "
         "it is ≥ 5% with every run of the technique slower than every run of the reference (each run's p10), or "
-        "the timing comparison finds it significant; n.s. otherwise")
+        "the timing comparison finds it significant; n.s. otherwise. A suite's base itself, measured against a "
+        "reference that changes it (day6_missing's complete data against its missing data), is not ranked: it shows "
+        "what the reference's change costs, it is no step to take")
 
 
 def technique_rows(records) -> list[dict]:
@@ -123,12 +126,17 @@ def priorities(rows: list[dict]) -> list[dict]:
     """The significant gains, highest priority first (see the module docstring for the rule)."""
     ranked = []
     for row in rows:
-        if not (row["low"] > 0) or row.get("combines"):
+        if not (row["low"] > 0) or row.get("combines") or _is_changed_reference_s_base(row):
             continue
         latency = row["latency_rise"] if row["latency_worse"] else 0.0  # a rise within the machine's noise costs nothing
         cost = 1 + latency + max(row["trainable_rise"] or 0.0, 0.0)
         ranked.append({**row, "priority": row["low"] / cost})
     return sorted(ranked, key=lambda r: r["priority"], reverse=True)
+
+
+def _is_changed_reference_s_base(row: dict) -> bool:
+    """A variant that sets nothing, against a reference that sets something: the reference's change undone."""
+    return not row["overrides"] and bool(row.get("reference_overrides"))
 
 
 def combination(ranked: list[dict]) -> dict:
@@ -208,7 +216,7 @@ def roadmap_sections(records) -> list[Section]:
     sections = []
     for suite in dict.fromkeys(r["suite"] for r in rows):
         suite_records = [r for r in records if r.suite == suite]
-        sections.append(Section(f"{suite} (reference `{reference_of(suite_records)}`)",
+        sections.append(Section(f"{suite} (reference `{reference_of(suite_records)}`)", suite_run_time(suite_records),
                                 table=technique_frame(suite_records)))
     sections.append(Section("All techniques", table=pd.DataFrame([
         {"suite": r["suite"], "technique": r["technique"],
