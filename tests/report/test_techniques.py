@@ -58,3 +58,14 @@ def test_hard_negative_queries_compared_apart():
     assert frame.loc["fixed", "Δ t2i R@1"] == "+25.0 [+17.0, +34.0] better"  # diluted over all queries
     del records[0].per_query["t2i"]["hard_negative_rows"]  # a record that does not say: no column
     assert "Δ R@1 hard-negative queries" not in technique_frame(records).columns
+
+
+def test_a_variant_without_embedding_geometry_shows_a_dash_not_nan():
+    n = 200
+    hits = [np.arange(n) % 2 == 0, np.arange(n) % 4 == 0]
+    records = [record("ref", s, *hits) for s in (0, 1)] + [record("fusion", s, *hits) for s in (0, 1)]
+    for r in records[:2]:  # the reference embeds; the fusion variant scores pairs, so no geometry was measured
+        r.profile = {"alignment": {"pairs": {"text-image": {"alignment": 0.5}}, "uniformity": {"text": -2.0}}}
+    frame = technique_frame(records).set_index("variant")
+    assert frame.loc["ref (reference)", "alignment"] == "0.500" and frame.loc["ref (reference)", "uniformity"] == "-2.000"
+    assert frame.loc["fusion", "alignment"] == "–" and frame.loc["fusion", "uniformity"] == "–"

@@ -44,6 +44,8 @@ def technique_frame(records) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     deltas = [c for c in frame.columns if c.startswith("Δ")]
     frame[deltas] = frame[deltas].fillna("—")  # the reference's own row: nothing to compare
+    geometry = [c for c in ("alignment", "uniformity") if c in frame]
+    frame[geometry] = frame[geometry].fillna("–")  # a model that scores pairs (fusion) has no embedding geometry
     return frame
 
 
