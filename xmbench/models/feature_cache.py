@@ -51,13 +51,15 @@ def row_keys(inputs: dict[str, torch.Tensor], context: str) -> list[str]:
     arrays = {name: _numpy(value) for name, value in sorted(inputs.items())}
     mask = inputs.get("attention_mask")
     lengths = _prefix_lengths(mask) if mask is not None else None
+    real = mask.detach().cpu().bool().numpy() if mask is not None and lengths is None else None  # not right-padded
+    prefix = f"v{CACHE_VERSION}|{context}".encode()  # the same for every row: made once
     keys = []
     for i in range(len(next(iter(arrays.values())))):
-        digest = xxhash.xxh3_128(f"v{CACHE_VERSION}|{context}".encode())
+        digest = xxhash.xxh3_128(prefix)
         for name, array in arrays.items():
             row = array[i]
             if mask is not None and row.shape[:1] == (mask.shape[1],):
-                row = row[:lengths[i]] if lengths is not None else row[mask[i].cpu().bool().numpy()]
+                row = row[:lengths[i]] if lengths is not None else row[real[i]]
             digest.update(f"{name}:{row.dtype}:{row.shape}".encode())
             digest.update(np.ascontiguousarray(row))
         keys.append(digest.hexdigest())
