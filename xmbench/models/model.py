@@ -64,7 +64,7 @@ def build_model(config: RunConfig, modalities: tuple[str, ...], seed: int, progr
     from xmbench.train.foundation import foundation_state
 
     state, foundation = None, {}
-    if config.foundation.enabled:
+    if uses_foundation(config, modalities):
         ranks = distributed.current()
         if ranks and not ranks.is_main:
             distributed.barrier()  # rank 0 pretrains (or finds) the foundation; the others then read its cache
@@ -75,11 +75,66 @@ def build_model(config: RunConfig, modalities: tuple[str, ...], seed: int, progr
     model = build_reference(config, modalities, state)
     if model.fresh_parts:  # the variant's own projection or temperature: not in the foundation
         foundation["fresh"] = model.fresh_parts
+    if state is None and external_towers(config, modalities):
+        foundation.update(starting_point(config, modalities))
+        if progress:
+            print(f"xmbench: starting point: {describe_start(foundation)}", file=sys.stderr, flush=True)
     if config.model.fusion is not None:
         from xmbench.registry import FUSIONS
 
         model = FUSIONS.bind(config.model.fusion)(model)
     return model, foundation
+
+
+def tower_origin(config: RunConfig, modality: str) -> str | None:
+    """Where a tower's weights start from when they are not random: a checkpoint or the user's code."""
+    tower = getattr(config.model, modality)
+    if tower.tower is not None:
+        return f"code {tower.tower.factory}"
+    if tower.arch == "hf":
+        return f"checkpoint {tower.path}"
+    if tower.arch == "minilm" and tower.size == "small":
+        return "pretrained all-MiniLM-L6-v2"
+    return None
+
+
+def uses_foundation(config: RunConfig, modalities: tuple[str, ...]) -> bool:
+    """The foundation stage pretrains the built-in random towers; a model with a tower from a checkpoint or
+    from code skips it unless `foundation.pretrained_towers` asks for it."""
+    if not config.foundation.enabled:
+        return False
+    return not external_towers(config, modalities) or config.foundation.pretrained_towers
+
+
+def external_towers(config: RunConfig, modalities: tuple[str, ...]) -> list[str]:
+    """The modalities whose tower comes from a checkpoint folder or from the user's code."""
+    return [m for m in modalities if getattr(config.model, m).tower is not None or getattr(config.model, m).arch == "hf"]
+
+
+def starting_point(config: RunConfig, modalities: tuple[str, ...]) -> dict[str, list[str]]:
+    """Which parts of a model built without the foundation start pretrained, and which fresh (random)."""
+    pretrained, fresh = [], []
+    for m in modalities:
+        origin = tower_origin(config, m)
+        (pretrained if origin else fresh).append(f"tower/{m}" + (f" ({origin})" if origin else ""))
+    projection = config.model.pretrained
+    for m in modalities:
+        from_checkpoint = projection is not None and m in _pretrained_modalities(projection.kind)
+        (pretrained if from_checkpoint else fresh).append(
+            f"head/{m}" + (f" ({projection.kind} {projection.path})" if from_checkpoint else ""))
+    (pretrained if projection is not None else fresh).append("temperature")
+    return {"pretrained": pretrained, "fresh": fresh}
+
+
+def _pretrained_modalities(kind: str) -> tuple[str, ...]:
+    from xmbench.config import PRETRAINED_MODALITIES
+
+    return PRETRAINED_MODALITIES[kind]
+
+
+def describe_start(facts: dict) -> str:
+    return (f"pretrained: {', '.join(facts.get('pretrained', [])) or 'nothing'}; "
+            f"fresh: {', '.join(facts.get('fresh', [])) or 'nothing'}")
 
 
 def load_user_model(config: RunConfig) -> CrossModalModel:

@@ -20,13 +20,15 @@ from xmbench.registry import ADAPTERS, HEADS, PRECISIONS, TEMPERATURES, TOWERS, 
 
 
 class Tower(nn.Module):
-    """Backbone → token states → mean over the real (unpadded) tokens."""
+    """Backbone → token states → one vector per row: `pooling` (xmbench.models.pooling), by default the
+    mean over the real (unpadded) tokens."""
 
-    def __init__(self, modality: str, backbone: nn.Module, hidden_size: int):
+    def __init__(self, modality: str, backbone: nn.Module, hidden_size: int, pooling: str = "mean"):
         super().__init__()
         self.modality = modality
         self.backbone = backbone
         self.hidden_size = hidden_size
+        self.pooling = pooling
         self.feature_cache = None  # a FeatureCache while frozen_feature_cache is on (not a module: no state)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -35,12 +37,9 @@ class Tower(nn.Module):
         return self.compute(inputs)
 
     def compute(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        states = self.backbone(**inputs).last_hidden_state
-        mask = inputs.get("attention_mask")
-        if mask is None:
-            return states.mean(dim=1)
-        mask = mask.unsqueeze(-1).to(states.dtype)
-        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        from xmbench.models.pooling import pool
+
+        return pool(self.pooling, self.backbone(**inputs), inputs.get("attention_mask"), self.backbone)
 
 
 class PrecomputedTower(nn.Module):
@@ -196,6 +195,16 @@ def load_foundation(model: ReferenceModel, state: dict[str, torch.Tensor], proje
     return sorted({".".join(k.split(".")[:2]) for k in own if k not in loadable})
 
 
+def build_tower(config: RunConfig, modality: str) -> nn.Module:
+    """The modality's tower: from the user's code (model.<m>.tower), or the registered arch's builder."""
+    tower_cfg = getattr(config.model, modality)
+    if tower_cfg.tower is not None:
+        from xmbench.models.code_tower import code_tower
+
+        return code_tower(tower_cfg.tower.factory, modality, config)
+    return TOWERS.get(tower_cfg.arch)(tower_cfg, config.data, modality)
+
+
 def build_reference(config: RunConfig, modalities: tuple[str, ...],
                     foundation_state: dict[str, torch.Tensor] | None = None,
                     adapters: dict[str, str] | None = None) -> ReferenceModel:
@@ -205,10 +214,7 @@ def build_reference(config: RunConfig, modalities: tuple[str, ...],
     passes full/frozen); otherwise each tower's configured adapter is used.
     """
     model_cfg = config.model
-    towers = {}
-    for m in modalities:
-        tower_cfg = getattr(model_cfg, m)
-        towers[m] = TOWERS.get(tower_cfg.arch)(tower_cfg.size, config.data, tower_cfg.dropout)
+    towers = {m: build_tower(config, m) for m in modalities}
     heads = {m: HEADS.bind(getattr(model_cfg, m).head or model_cfg.head)(towers[m].hidden_size, model_cfg.embed_dim)
              for m in modalities}
     temperature = TEMPERATURES.bind(model_cfg.temperature)(list(config.train.pairs))

@@ -135,7 +135,8 @@ def with_waveforms(batch, wave: torch.Tensor, cfg, changed: torch.Tensor | None 
 
     `changed` (rows,) bool: only those rows are recomputed (the others keep their inputs); None: every row.
     """
-    old = batch.inputs["audio"]["input_values"]
+    key = audio_key(cfg)
+    old = batch.inputs["audio"][key]
     if changed is None:
         logmel = log_mel(wave, cfg).to(device=old.device, dtype=old.dtype)
     elif bool(changed.any()):
@@ -144,11 +145,16 @@ def with_waveforms(batch, wave: torch.Tensor, cfg, changed: torch.Tensor | None 
         logmel[index.to(old.device)] = log_mel(wave[index], cfg).to(device=old.device, dtype=old.dtype)
     else:
         logmel = old
-    return derive(batch, {"audio": {**batch.inputs["audio"], "input_values": logmel}}, waveform=wave)
+    return derive(batch, {"audio": {**batch.inputs["audio"], key: logmel}}, waveform=wave)
+
+
+def audio_key(cfg) -> str:
+    """The audio input the waveforms are turned into: the built-in log-mel's `input_values`, or the processor's."""
+    return preprocessor(cfg).audio_key
 
 
 def log_mel(wave: torch.Tensor, cfg) -> torch.Tensor:
-    """(rows, frames, n_mels) model input of waveforms, exactly as the split was preprocessed."""
+    """The audio tower's input of waveforms (built-in: (rows, frames, n_mels)), exactly as the split was preprocessed."""
     return preprocessor(cfg).encode_audio(wave.detach().to("cpu", torch.float32).contiguous().numpy())
 
 

@@ -98,9 +98,10 @@ class MixNegatives:
             wave = _shared.waveforms(batch, self.raw, "mix_negatives")
             half = wave.shape[-1] // 2
             mixed_wave = torch.cat([wave[first][:, :half], wave[second][:, half:]], dim=-1)
-            old = batch.inputs["audio"]["input_values"]
+            key = _shared.audio_key(self.cfg)
+            old = batch.inputs["audio"][key]
             logmel = _shared.log_mel(mixed_wave, self.cfg).to(device=old.device, dtype=old.dtype)
-            inputs["audio"] = {**batch.inputs["audio"], "input_values": torch.cat([old, logmel])}
+            inputs["audio"] = {**batch.inputs["audio"], key: torch.cat([old, logmel])}
             item_ids["audio"] = torch.cat([batch.item_ids["audio"], new_ids.to(batch.item_ids["audio"].device)])
             extra["waveform"] = torch.cat([wave, mixed_wave])
         return _shared.derive(batch, inputs, item_ids, **extra)

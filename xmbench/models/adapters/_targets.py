@@ -29,15 +29,18 @@ ROLE_NAMES = {"query": ("query", "q_proj"), "key": ("key", "k_proj"), "value": (
               "output": ("attention.output.dense", "o_proj"), "mlp_in": ("intermediate.dense", "fc1"),
               "mlp_out": ("output.dense", "fc2")}
 
-# Each role's path inside one transformer layer, first match wins: BERT (and transformers 4 ViT,
-# whose query sits at attention.attention.query), then ViT/AST in transformers 5.
+# Each role's path inside one transformer layer, first match wins: BERT/RoBERTa/CLAP text (and
+# transformers 4 ViT, whose query sits at attention.attention.query), ViT/AST/DINOv2 in transformers 5,
+# CLIP and Whisper (self_attn, mlp or bare fc1/fc2), wav2vec2 (attention.out_proj, feed_forward).
+# A hierarchical encoder (CLAP's HTS-AT audio, Swin) has blocks inside each stage: a layer is then a
+# stage, and a role matches in each of its blocks (`layers.S.blocks.B.<path>`).
 ROLE_PATHS = {
-    "query": ("attention.self.query", "attention.attention.query", "attention.q_proj"),
-    "key": ("attention.self.key", "attention.attention.key", "attention.k_proj"),
-    "value": ("attention.self.value", "attention.attention.value", "attention.v_proj"),
-    "output": ("attention.output.dense", "attention.o_proj"),
-    "mlp_in": ("intermediate.dense", "mlp.fc1"),
-    "mlp_out": ("output.dense", "mlp.fc2"),
+    "query": ("attention.self.query", "attention.attention.query", "attention.q_proj", "self_attn.q_proj"),
+    "key": ("attention.self.key", "attention.attention.key", "attention.k_proj", "self_attn.k_proj"),
+    "value": ("attention.self.value", "attention.attention.value", "attention.v_proj", "self_attn.v_proj"),
+    "output": ("attention.output.dense", "attention.o_proj", "self_attn.out_proj", "attention.out_proj"),
+    "mlp_in": ("intermediate.dense", "mlp.fc1", "fc1", "feed_forward.intermediate_dense"),
+    "mlp_out": ("output.dense", "mlp.fc2", "fc2", "feed_forward.output_dense"),
 }
 LAYER_LISTS = ("layer", "layers", "h", "block", "blocks")  # the names peft's layers_pattern tries
 LAYER_SPEC = re.compile(r"^(all|(top|bottom):([1-9][0-9]*))$")
@@ -112,9 +115,9 @@ def resolve_modules(backbone, targets: list[str], layers: Layers = "all") -> lis
         hits = set()
         if target in ROLE_PATHS and found is not None:
             for _, block in blocks:
-                path = next((p for p in ROLE_PATHS[target] if f"{block}.{p}" in present), None)
-                if path is not None:
-                    hits.add(f"{block}.{path}")
+                hits |= _role_in_block(block, ROLE_PATHS[target], names, present)
+        if not hits and target in ROLE_PATHS and found is not None:
+            raise ConfigError(unresolved_role(backbone, target, blocks, layers))
         if not hits:  # a module name, or a role of an architecture without known paths (its short names)
             candidates = ROLE_NAMES.get(target, (target,))
             hits = {n for n in names for c in candidates if n and _matches(n, c)}
@@ -126,6 +129,37 @@ def resolve_modules(backbone, targets: list[str], layers: Layers = "all") -> lis
             raise ConfigError(f"adapter.targets: '{target}' matches no module of {type(backbone).__name__}{where}")
         chosen |= hits
     return [n for n in names if n in chosen]
+
+
+def _role_in_block(block: str, paths: tuple[str, ...], names: list[str], present: set[str]) -> set[str]:
+    """The role's module in one layer: its path right under the layer, or (a stage of blocks) in each block."""
+    direct = next((p for p in paths if f"{block}.{p}" in present), None)
+    if direct is not None:
+        return {f"{block}.{direct}"}
+    for path in paths:
+        nested = re.compile(rf"{re.escape(block)}\.\w+\.\d+\.{re.escape(path)}")
+        hits = {n for n in names if nested.fullmatch(n)}
+        if hits:
+            return hits
+    return set()
+
+
+def unresolved_role(backbone, role: str, blocks: list[tuple[int, str]], layers: Layers) -> str:
+    """Why a role names nothing here: the layers and linear modules the backbone has, and how to name them."""
+    import torch
+
+    prefix = blocks[0][1] if blocks else ""
+    linears = [n.removeprefix(f"{prefix}.") for n, m in backbone.named_modules()
+               if isinstance(m, torch.nn.Linear) and n.startswith(f"{prefix}.")]
+    return (f"adapter.targets: the role '{role}' resolves to no module of {type(backbone).__name__}"
+            f"{'' if layers == 'all' else f' in layers {layers}'}: its layers are {prefix.rsplit('.', 1)[0]}.N "
+            f"({len(blocks)} chosen), and the linear modules of {prefix} are: {', '.join(linears) or 'none'}. "
+            f"Name the targets explicitly by module name, e.g. targets = {json_list(linears[:2])}, "
+            f"which are matched in every chosen layer")
+
+
+def json_list(values: list[str]) -> str:
+    return "[" + ", ".join(f'"{v}"' for v in values) + "]"
 
 
 def resolve_targets(backbone, targets: list[str], layers: Layers = "all") -> list[str]:
