@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from xmbench.errors import ConfigError
@@ -293,6 +294,21 @@ def _expand_pretrained(model: ModelConfig) -> None:
             raise ConfigError(f"model.{modality}: model.pretrained ({model.pretrained.kind}) gives the {modality} tower; "
                               f"remove model.{modality}.arch/path/tower, or model.pretrained")
         tower.arch, tower.path = "hf", model.pretrained.path
+    shared = _projection_dim(model.pretrained.path)
+    if model.embed_dim not in (ModelConfig.embed_dim, shared):
+        raise ConfigError(f"model.embed_dim: {model.embed_dim}, but the {model.pretrained.kind} checkpoint's shared space "
+                          f"is {shared} wide (its projection_dim); remove model.embed_dim")
+    model.embed_dim = shared
+
+
+def _projection_dim(path: str) -> int:
+    """config.json's projection_dim of a dual-encoder checkpoint (read here: parsing a suite imports no torch)."""
+    config = Path(path) / "config.json"
+    try:
+        return int(json.loads(config.read_text())["projection_dim"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"model.pretrained.path: {config} has no projection_dim ({type(exc).__name__}: {exc}); "
+                          f"is it a CLIP or CLAP checkpoint?") from None
 
 
 def _check_towers(model: ModelConfig) -> None:

@@ -77,7 +77,7 @@ def _clap_extractor():
 def _clap_audio_config():
     import transformers
 
-    return transformers.ClapAudioConfig(hidden_size=32, patch_embeds_hidden_size=8, depths=[1, 1], num_attention_heads=[2, 2],
+    return transformers.ClapAudioConfig(hidden_size=16, patch_embeds_hidden_size=8, depths=[1, 1], num_attention_heads=[2, 2],
                                         window_size=4, spec_size=32, num_mel_bins=16, patch_size=4, patch_stride=(4, 4),
                                         enable_fusion=False, projection_dim=16)
 

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 class Family:
     """How one family's checkpoint gives a modality's encoder."""
 
-    loader: str  # "auto", or the transformers class to load (a dual encoder's one tower), or "whisper"
+    # "auto", "whisper" (its encoder), a transformers class to load, or "Class.attribute": a dual
+    # encoder loaded whole and one tower taken out (where the tower class's names do not match the whole's)
+    loader: str
     pooling: str
 
 
@@ -56,9 +58,9 @@ FAMILIES: dict[tuple[str, str], Family] = {
     ("hubert", "audio"): Family("auto", "mean"),
     ("wavlm", "audio"): Family("auto", "mean"),
     ("whisper", "audio"): Family("whisper", "mean"),
-    ("clap", "text"): Family("ClapTextModel", "pooler"),
+    ("clap", "text"): Family("ClapModel.text_model", "pooler"),
     ("clap_text_model", "text"): Family("ClapTextModel", "pooler"),
-    ("clap", "audio"): Family("ClapAudioModel", "pooler"),
+    ("clap", "audio"): Family("ClapModel.audio_model", "pooler"),
     ("clap_audio_model", "audio"): Family("ClapAudioModel", "pooler"),
 }
 DUAL_ENCODERS = ("clip", "clap")
@@ -82,16 +84,23 @@ def family(path: str | Path, modality: str) -> Family:
 
 
 def load_backbone(path: str, modality: str):
-    """The modality's encoder of the checkpoint (its weights, offline) and its default pooling."""
+    """The modality's encoder of the checkpoint (its weights, offline) and its default pooling.
+
+    Every weight of the encoder must come from the checkpoint: a tower left partly random by a
+    name mismatch would be measured as if pretrained, so missing weights are an error.
+    """
     import transformers
 
     found = family(path, modality)
-    if found.loader == "whisper":
-        backbone = transformers.WhisperModel.from_pretrained(path, local_files_only=True).get_encoder()
-    elif found.loader == "auto":
-        backbone = transformers.AutoModel.from_pretrained(path, local_files_only=True)
-    else:
-        backbone = getattr(transformers, found.loader).from_pretrained(path, local_files_only=True)
+    name, _, attribute = found.loader.partition(".")
+    cls = {"auto": transformers.AutoModel, "whisper": transformers.WhisperModel}.get(name) or getattr(transformers, name)
+    model, info = cls.from_pretrained(path, local_files_only=True, output_loading_info=True)
+    backbone = model.get_encoder() if name == "whisper" else getattr(model, attribute) if attribute else model
+    prefix = "encoder." if name == "whisper" else f"{attribute}." if attribute else ""  # the tower's own weights
+    missing = [k for k in info.get("missing_keys", []) if k.startswith(prefix)]
+    if missing:
+        raise ConfigError(f"arch = \"hf\": {path} lacks {len(missing)} weights of its {modality} tower "
+                          f"({cls.__name__}), e.g. {', '.join(sorted(missing)[:3])}: the tower would start partly random")
     return backbone, found.pooling
 
 

@@ -117,19 +117,14 @@ def starting_point(config: RunConfig, modalities: tuple[str, ...]) -> dict[str, 
     for m in modalities:
         origin = tower_origin(config, m)
         (pretrained if origin else fresh).append(f"tower/{m}" + (f" ({origin})" if origin else ""))
-    projection = config.model.pretrained
+    from xmbench.models.dual_encoder import keeps_checkpoint_head, keeps_checkpoint_temperature
+
+    source = config.model.pretrained
     for m in modalities:
-        from_checkpoint = projection is not None and m in _pretrained_modalities(projection.kind)
-        (pretrained if from_checkpoint else fresh).append(
-            f"head/{m}" + (f" ({projection.kind} {projection.path})" if from_checkpoint else ""))
-    (pretrained if projection is not None else fresh).append("temperature")
+        kept = keeps_checkpoint_head(config.model, m)
+        (pretrained if kept else fresh).append(f"head/{m}" + (f" ({source.kind} {source.path})" if kept else ""))
+    (pretrained if keeps_checkpoint_temperature(config.model) else fresh).append("temperature")
     return {"pretrained": pretrained, "fresh": fresh}
-
-
-def _pretrained_modalities(kind: str) -> tuple[str, ...]:
-    from xmbench.config import PRETRAINED_MODALITIES
-
-    return PRETRAINED_MODALITIES[kind]
 
 
 def describe_start(facts: dict) -> str:

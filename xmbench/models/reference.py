@@ -205,6 +205,20 @@ def build_tower(config: RunConfig, modality: str) -> nn.Module:
     return TOWERS.get(tower_cfg.arch)(tower_cfg, config.data, modality)
 
 
+def _from_checkpoint(model_cfg, heads: dict[str, nn.Module]):
+    """A dual encoder's own projection heads and temperature where the suite keeps the default technique."""
+    from xmbench.models import dual_encoder
+
+    pretrained = model_cfg.pretrained
+    heads = {m: dual_encoder.checkpoint_head(pretrained.path, pretrained.kind, m)
+             if dual_encoder.keeps_checkpoint_head(model_cfg, m) else head for m, head in heads.items()}
+    choice = model_cfg.temperature
+    if dual_encoder.keeps_checkpoint_temperature(model_cfg):
+        init = dual_encoder.checkpoint_temperature(pretrained.path, pretrained.kind)
+        choice = dataclasses.replace(choice, options=dataclasses.replace(choice.options, init=max(init, choice.options.min)))
+    return heads, choice
+
+
 def build_reference(config: RunConfig, modalities: tuple[str, ...],
                     foundation_state: dict[str, torch.Tensor] | None = None,
                     adapters: dict[str, str] | None = None) -> ReferenceModel:
@@ -217,7 +231,10 @@ def build_reference(config: RunConfig, modalities: tuple[str, ...],
     towers = {m: build_tower(config, m) for m in modalities}
     heads = {m: HEADS.bind(getattr(model_cfg, m).head or model_cfg.head)(towers[m].hidden_size, model_cfg.embed_dim)
              for m in modalities}
-    temperature = TEMPERATURES.bind(model_cfg.temperature)(list(config.train.pairs))
+    temperature_choice = model_cfg.temperature
+    if model_cfg.pretrained is not None:
+        heads, temperature_choice = _from_checkpoint(model_cfg, heads)
+    temperature = TEMPERATURES.bind(temperature_choice)(list(config.train.pairs))
     model = ReferenceModel(towers, heads, temperature, PRECISIONS.bind(config.train.precision)(), config)
     model.fresh_parts = (load_foundation(model, foundation_state, model_cfg.pretrained_projection)
                          if foundation_state is not None else [])
