@@ -31,6 +31,12 @@ TINY_BASE = {
 }
 
 
+def user_model(factory: str) -> dict:
+    """Overrides making a TINY_BASE variant a user's factory model: the factory, and TINY_BASE's settings of the
+    reference model back at their defaults (a factory model takes none of them; xmbench.models.applicability)."""
+    return {"model.factory": factory, "model.embed_dim": 512, "model.*.size": "small"}
+
+
 def _cuda() -> bool:
     from xmbench.bench.env import cuda_available
 

@@ -269,6 +269,9 @@ def validate(config: RunConfig) -> RunConfig:
     if config.model.factory != "reference" and ":" not in config.model.factory:
         raise ConfigError(f"model.factory: expected 'reference' or 'package.module:function', "
                           f"got '{config.model.factory}'")
+    from xmbench.models.applicability import check_factory  # imported here: it reads this module's dataclasses
+
+    check_factory(config)  # keys that only the reference model takes are refused for a factory model
     return config
 
 

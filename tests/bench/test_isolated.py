@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.conftest import user_model
 from xmbench.bench.record import read_records
 from xmbench.bench.runner import run_suite
 from xmbench.suite import parse_suite
@@ -20,8 +21,8 @@ def suite_of(base, variants):
 
 def test_isolated_run_matches_in_process_and_failures_are_recorded(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # user models are imported from the working folder
-    suite = suite_of(tiny_base, {"fine": {}, "killed": {"model.factory": "tests.bench.faulty_models:crashing"},
-                                 "hangs": {"model.factory": "tests.bench.faulty_models:sleepy"}})
+    suite = suite_of(tiny_base, {"fine": {}, "killed": user_model("tests.bench.faulty_models:crashing"),
+                                 "hangs": user_model("tests.bench.faulty_models:sleepy")})
     fine, killed, hangs = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, timeout_s=30)
     assert fine.ok, fine.error
     assert killed.status == "failed" and "killed by SIGKILL" in killed.error and "out-of-memory" in killed.error

@@ -20,12 +20,8 @@ image_size = 32
 audio_seconds = 0.5
 n_mels = 32
 [base.model]
-embed_dim = 16
 factory = "{factory}"
-text = {{ size = "tiny" }}
-image = {{ size = "tiny" }}
-audio = {{ size = "tiny" }}
-[base.train]
+{model}[base.train]
 steps = 4
 batch_size = {batch}
 eval_every = 2
@@ -34,10 +30,17 @@ enabled = false
 [variants.a]
 """
 
+TINY_MODEL = """embed_dim = 16
+text = { size = "tiny" }
+image = { size = "tiny" }
+audio = { size = "tiny" }
+"""
+
 
 def suite(tmp_path, name="pre", dataset="synthetic", manifest="", factory="reference", batch=8) -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(TINY.format(name=name, dataset=dataset, manifest=manifest, factory=factory, batch=batch))
+    model = TINY_MODEL if factory == "reference" else ""  # a factory model takes none of the reference's keys
+    path.write_text(TINY.format(name=name, dataset=dataset, manifest=manifest, factory=factory, model=model, batch=batch))
     return path
 
 

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from tests.conftest import user_model
 from xmbench.bench.record import read_records
 from xmbench.bench.runner import run_suite
 from xmbench.config import DIRECTIONS
@@ -63,7 +64,7 @@ def nan_model(config):
 
 
 def test_a_failing_variant_is_recorded_and_the_suite_goes_on(tiny_base, tmp_path):
-    suite = suite_of(tiny_base, {"broken": {"model.factory": "tests.bench.test_runner:nan_model"}, "fine": {}})
+    suite = suite_of(tiny_base, {"broken": user_model("tests.bench.test_runner:nan_model"), "fine": {}})
     broken, fine = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)
     assert broken.status == "failed" and "NonFiniteLossError: loss became nan at step 0" in broken.error
     assert broken.metrics == {} and fine.ok

@@ -1,6 +1,7 @@
 """A derived run: an ensemble of two trained variants, rebuilt from their artifacts, gets a record like any run."""
 import torch.nn.functional as F
 
+from tests.conftest import user_model
 from xmbench.bench.record import read_records
 from xmbench.bench.runner import run_suite
 from xmbench.data.sources import load_split
@@ -32,7 +33,7 @@ def test_ensemble_of_two_variants_is_evaluated_from_their_artifacts(tiny_base, t
 
 def test_a_derived_run_whose_input_failed_fails_clearly(tiny_base, tmp_path):
     suite = parse_suite({"suite": {"name": "ens2"}, "base": tiny_base,
-                         "variants": {"ok": {}, "bad": {"model.factory": "no_such_module:make"}},
+                         "variants": {"ok": {}, "bad": user_model("no_such_module:make")},
                          "derived": {"both": {"name": "ensemble", "inputs": ["ok", "bad"]}}})
     _, bad, both = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, isolate=False)
     assert not bad.ok and not both.ok

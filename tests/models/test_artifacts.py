@@ -3,6 +3,7 @@ import json
 
 import torch
 
+from tests.conftest import user_model
 from xmbench.bench.runner import run_suite
 from xmbench.data.sources import load_split
 from xmbench.eval.retrieval import encode_split
@@ -84,7 +85,7 @@ def test_a_user_model_round_trips_through_its_trainable_tensors(tiny_base, tmp_p
     from pathlib import Path
 
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
-    model, split, folder = trained(tiny_base, tmp_path, {"model.factory": "tests.models.test_artifacts:linear_model"})
+    model, split, folder = trained(tiny_base, tmp_path, user_model("tests.models.test_artifacts:linear_model"))
     rebuilt = load_artifacts(folder)
     for m in ("image", "audio"):
         assert torch.equal(encode_split(rebuilt, split, m), encode_split(model, split, m))

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.conftest import user_model
 from xmbench.bench.runner import run_suite
 from xmbench.config import resolve
 from xmbench.data.sources import load_split
@@ -72,7 +73,7 @@ def test_a_scoring_model_runs_through_a_suite(tiny_base, tmp_path, monkeypatch):
 
     monkeypatch.chdir(Path(__file__).resolve().parents[2])
     suite = parse_suite({"suite": {"name": "score"}, "base": tiny_base,
-                         "variants": {"fused": {"model.factory": "tests.models.test_capabilities:bilinear"}}})
+                         "variants": {"fused": user_model("tests.models.test_capabilities:bilinear")}})
     (record,) = run_suite(suite, tmp_path / "r", tmp_path / "a", progress=False, isolate=False)
     assert record.ok, record.error
     assert set(record.metrics) == {"i2a", "a2i", "rsum"} and "query_latency_s" in record.timings

@@ -3,6 +3,7 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file
 
+from tests.conftest import user_model
 from xmbench.config import resolve
 from xmbench.data.sources import load_split
 from xmbench.errors import ConfigError
@@ -78,10 +79,10 @@ def make_echo(config):
 
 
 def test_user_model_through_an_import_path(tiny_base):
-    config = resolve(tiny_base, {"model.factory": "tests.models.test_model:make_echo"})
+    config = resolve(tiny_base, user_model("tests.models.test_model:make_echo"))
     assert isinstance(load_user_model(config), EchoModel)
     with pytest.raises(ConfigError, match="cannot import"):
-        load_user_model(resolve(tiny_base, {"model.factory": "tests.models.test_model:missing"}))
+        load_user_model(resolve(tiny_base, user_model("tests.models.test_model:missing")))
 
 
 def test_device_resolution():

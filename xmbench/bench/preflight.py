@@ -15,6 +15,7 @@ from pathlib import Path
 
 from xmbench.config import RunConfig
 from xmbench.errors import Problem, XmbenchError
+from xmbench.models.applicability import capability_keys, missing_capabilities
 from xmbench.schema import to_tree
 from xmbench.suite import Suite, load_suite
 
@@ -61,7 +62,8 @@ def check_suite(suite: Suite, only: list[str] | None = None) -> list[Problem]:
         problems += check_teaching(config, where)
         problems += check_combinations(config, where)
         model_key = json.dumps({"model": to_tree(config.model), "data": to_tree(config.data),
-                                "precision": to_tree(config.train.precision, "precision")}, sort_keys=True)
+                                "precision": to_tree(config.train.precision, "precision"),
+                                "needs": [[key, repr(value)] for key, value in capability_keys(config)]}, sort_keys=True)
         if model_key not in models_seen:
             models_seen[model_key] = check_model(config, facts.modalities, where)
             problems += models_seen[model_key]
@@ -170,7 +172,13 @@ def check_model(config: RunConfig, modalities: tuple[str, ...], where: str) -> l
             capabilities.check_same_width(model, embeddings)
         except XmbenchError as exc:
             problems.append(Problem(f"{where}: model.factory = {config.model.factory!r}", str(exc)))
-    return problems
+    return problems + capability_problems(config, model, where)
+
+
+def capability_problems(config: RunConfig, model, where: str) -> list[Problem]:
+    """Keys a factory config sets that act through a capability its built model lacks: only the built model
+    shows its components and layers, so this is where they are refused (xmbench.models.applicability)."""
+    return [Problem(f"{where}: {key}", what, fix) for key, what, fix in missing_capabilities(config, model)]
 
 
 def tiny_batch(config: RunConfig, modalities: list[str]) -> dict[str, dict]:

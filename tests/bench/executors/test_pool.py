@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import user_model
 from xmbench.bench import isolated
 from xmbench.bench.executors import pool
 from xmbench.bench.executors.pool import PoolExecutor
@@ -31,7 +32,7 @@ def test_two_workers_match_the_local_runner_and_failures_stay_with_their_job(tin
     monkeypatch.chdir(ROOT)  # user models are imported from the working folder
     share = max(1, (os.cpu_count() or 1) // 2)
     # The hanging run goes first: it holds one worker until its timeout while the other worker runs the rest.
-    variants = {"hangs": {"model.factory": SLEEPY}, "killed": {"model.factory": CRASHING}, **THREE}
+    variants = {"hangs": user_model(SLEEPY), "killed": user_model(CRASHING), **THREE}
     records = run_suite(suite_of(tiny_base, variants), tmp_path / "rec", tmp_path / "art", progress=False,
                         timeout_s=15, executor=PoolExecutor(workers=2))
     hangs, killed, *fine = records
@@ -53,7 +54,7 @@ def test_two_workers_match_the_local_runner_and_failures_stay_with_their_job(tin
 
 def test_closing_the_iterator_stops_the_children_still_running(tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
-    suite = suite_of(tiny_base, {"killed": {"model.factory": CRASHING}, "hangs": {"model.factory": SLEEPY}})
+    suite = suite_of(tiny_base, {"killed": user_model(CRASHING), "hangs": user_model(SLEEPY)})
     jobs = [Job("pool", None, v, 0, tmp_path / "rec", tmp_path / "art", 300.0, v.name) for v in suite.variants]
     began = time.monotonic()
     results = PoolExecutor(workers=2).execute(jobs)

@@ -9,6 +9,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from tests.bench.faulty_models import Sleepy  # noqa: E402
+from tests.conftest import TINY_BASE, user_model  # noqa: E402
 from xmbench.bench.executors.ray import RAY_MISSING, RayExecutor  # noqa: E402
 from xmbench.bench.record import read_records  # noqa: E402
 from xmbench.bench.runner import run_suite  # noqa: E402
@@ -31,10 +32,12 @@ def first_time(what: str) -> bool:
 
 
 def reference(config):
-    from xmbench.config import MODALITIES
+    """The tiny reference model, as a user's factory wrapping it: it builds from TINY_BASE, for a factory
+    variant sets none of the reference model's keys (xmbench.models.applicability)."""
+    from xmbench.config import MODALITIES, resolve
     from xmbench.models.reference import build_reference
 
-    return build_reference(config, MODALITIES)
+    return build_reference(resolve(TINY_BASE), MODALITIES)
 
 
 def dies_once(config):
@@ -63,7 +66,7 @@ def test_ray_matches_the_local_runner_a_dead_worker_is_recorded_and_a_rerun_comp
         executor, tiny_base, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)  # user models are imported from the working folder
     monkeypatch.setenv(MARKERS, str(tmp_path))
-    suite = suite_of(tiny_base, {"a": {}, "dies": {"model.factory": f"{HERE}:dies_once"}, "b": {"model.*.adapter.rank": 4}})
+    suite = suite_of(tiny_base, {"a": {}, "dies": user_model(f"{HERE}:dies_once"), "b": {"model.*.adapter.rank": 4}})
     a, dies, b = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, executor=executor)
     assert a.ok and b.ok, (a.error, b.error)
     assert dies.status == "failed" and dies.error.startswith("Crash: the Ray worker running it died: WorkerCrashedError")
@@ -90,7 +93,7 @@ def test_ray_matches_the_local_runner_a_dead_worker_is_recorded_and_a_rerun_comp
 def test_a_run_past_its_timeout_is_killed_and_recorded(executor, tiny_base, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv(MARKERS, str(tmp_path))
-    suite = suite_of(tiny_base, {"hangs": {"model.factory": f"{HERE}:hangs_once"}, "a": {}})
+    suite = suite_of(tiny_base, {"hangs": user_model(f"{HERE}:hangs_once"), "a": {}})
     hangs, a = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, timeout_s=40, executor=executor)
     assert a.ok, a.error
     assert hangs.status == "failed" and hangs.error.startswith("Timeout: exceeded 40 s and was killed (Ray worker pid ")
