@@ -107,7 +107,8 @@ def build(family: str):
         config = T.ASTConfig(num_hidden_layers=2, max_length=160, num_mel_bins=16, **WIDTH)
         return T.ASTModel(config), [T.ASTFeatureExtractor(num_mel_bins=16, max_length=160, sampling_rate=SAMPLE_RATE)]
     if family == "wav2vec2":
-        config = T.Wav2Vec2Config(num_hidden_layers=2, conv_dim=(8, 8), conv_kernel=(10, 3), conv_stride=(5, 2),
+        # a total conv stride of 320 as the real one: 50 frames a second (a smaller one makes 1.5 s thousands of frames)
+        config = T.Wav2Vec2Config(num_hidden_layers=2, conv_dim=(8, 8, 8), conv_kernel=(10, 8, 8), conv_stride=(5, 8, 8),
                                   num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, **WIDTH)
         return T.Wav2Vec2Model(config), [T.Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, return_attention_mask=True)]
     if family == "whisper":
