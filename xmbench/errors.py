@@ -22,6 +22,14 @@ class UnknownNameError(ConfigError):
     """A registry lookup failed."""
 
 
+class DuplicateNameError(ConfigError, ValueError):
+    """A technique name registered twice (a plugin reusing a built-in's or another plugin's name).
+
+    A ValueError too: registering is a programming act, and callers of `Registry.register` have
+    caught ValueError since before plugins.
+    """
+
+
 class NonFiniteLossError(XmbenchError):
     """Training produced a NaN or infinite loss."""
 

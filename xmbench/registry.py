@@ -8,18 +8,27 @@ did-you-mean, so a typo in a suite fails at validation, not an hour into a run.
 Technique modules are found by walking the packages of `BUILTIN_MODULES`: adding a technique
 is adding one module. Those modules import no torch at import time (they import it inside their
 builders), so parsing a suite, `xmbench validate` and pytest collection stay light.
+
+Techniques from outside xmbench register with the same decorators (xmbench.plugins): modules a
+suite names in `[suite] plugins`, and the entry points of the group `xmbench.plugins` of every
+installed distribution, loaded once after the built-ins. Each entry remembers its origin, so
+`xmbench list` and a duplicate's error say where a name came from.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from xmbench.errors import UnknownNameError, did_you_mean
+from xmbench.errors import ConfigError, DuplicateNameError, UnknownNameError, did_you_mean
+
+BUILTIN = "built-in"  # the origin of xmbench's own entries; a plugin's is its module's name
+ENTRY_POINT_GROUP = "xmbench.plugins"
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,7 @@ class Entry:
     # learnable values the technique owns, {name: initial value} from its options (a loss's bias);
     # the training step holds them and the optimizer trains them as component "loss"
     parameters: Callable[[Any], dict[str, float]] | None = None
+    origin: str = BUILTIN  # "built-in", or the module of the plugin that registered it
 
     def option_rows(self) -> list[tuple[str, str, Any, str]]:
         """(name, type, default, doc) of each option; docs from the options class's "Attributes:" lines."""
@@ -95,12 +105,22 @@ class Registry:
             raise TypeError(f"{self.kind} '{name}': options must be a dataclass, got {options!r}")
 
         def add(builder: Callable) -> Callable:
+            origin = origin_of(builder)
             if name in self._entries:
-                raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._entries[name] = Entry(name, builder, options, summary or first_line(builder.__doc__), parameters)
+                first = self._entries[name]
+                raise DuplicateNameError(f"{self.kind} '{name}' is registered twice: first by "
+                                         f"{_described(first.origin, first.builder)}, again by "
+                                         f"{_described(origin, builder)}; register it under another name")
+            self._entries[name] = Entry(name, builder, options, summary or first_line(builder.__doc__), parameters,
+                                        origin)
             return builder
 
         return add
+
+    def forget(self, module: str) -> None:
+        """Drop the entries registered by `module` or its submodules (a plugin whose import failed midway)."""
+        for name in [n for n, e in self._entries.items() if _within(e.origin, module)]:
+            del self._entries[name]
 
     def entry(self, name: str, where: str | None = None) -> Entry:
         load_builtins()
@@ -137,6 +157,20 @@ def first_line(doc: str | None) -> str:
     return (doc or "").strip().split("\n", 1)[0]
 
 
+def origin_of(builder: Callable) -> str:
+    """"built-in" for a builder defined inside the xmbench package, else the name of its module."""
+    module = getattr(builder, "__module__", None) or "<unknown>"
+    return BUILTIN if _within(module, "xmbench") else module
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _described(origin: str, builder: Callable) -> str:
+    return f"built-in {getattr(builder, '__module__', 'xmbench')}" if origin == BUILTIN else f"plugin {origin}"
+
+
 DATASETS = Registry("dataset", "data.name")
 TOWERS = Registry("tower", "model.<modality>.arch")
 ADAPTERS = Registry("adapter", "model.<modality>.adapter", selector="method")
@@ -170,7 +204,7 @@ _loaded = False
 
 
 def load_builtins() -> None:
-    """Import the modules whose import registers the built-in techniques (once)."""
+    """Import the modules whose import registers the built-in techniques, then the installed plugins (once)."""
     global _loaded
     if _loaded:
         return
@@ -180,3 +214,21 @@ def load_builtins() -> None:
         for info in pkgutil.iter_modules(getattr(module, "__path__", [])):
             if not info.name.startswith("_"):
                 importlib.import_module(f"{name}.{info.name}")
+    for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        load_entry_point(point)
+
+
+def load_entry_point(point: importlib.metadata.EntryPoint) -> None:
+    """Load one installed plugin (`[project.entry-points."xmbench.plugins"] name = "pkg.module"`).
+
+    After the built-ins, so that a plugin reusing a built-in's name is the one refused; a plugin
+    that fails to load names its distribution, so the user knows what to fix or uninstall.
+    """
+    dist = getattr(point.dist, "name", None) or "an installed distribution"
+    try:
+        point.load()
+    except Exception as exc:  # noqa: BLE001 — whatever its import raises, the plugin is at fault
+        for registry in ALL_REGISTRIES:
+            registry.forget(point.value.partition(":")[0])
+        raise ConfigError(f"entry point '{point.name} = {point.value}' of {dist} (group {ENTRY_POINT_GROUP}): "
+                          f"cannot load it: {type(exc).__name__}: {exc}") from None
