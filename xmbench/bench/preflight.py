@@ -55,7 +55,7 @@ def check_suite(suite: Suite, only: list[str] | None = None) -> list[Problem]:
         config = variant.config
         data_key = json.dumps(to_tree(config.data), sort_keys=True)
         if data_key not in data_seen:
-            data_seen[data_key] = check_data(config)
+            data_seen[data_key] = check_data(config, where)
             problems += data_seen[data_key].problems
         facts = data_seen[data_key]
         problems += check_sizes(config, facts, where)
@@ -70,16 +70,30 @@ def check_suite(suite: Suite, only: list[str] | None = None) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def check_data(config: RunConfig) -> DataFacts:
+def check_data(config: RunConfig, where: str = "") -> DataFacts:
     """The dataset as the run will load it; a manifest is read whole and every file decoded."""
     data = config.data
+    problems = decoding_problems(config, where)
     if data.name != "manifest":
-        return DataFacts(("text", "image", "audio"), {"train": data.n_train, "val": data.n_val, "test": data.n_test})
+        return DataFacts(("text", "image", "audio"), {"train": data.n_train, "val": data.n_val, "test": data.n_test},
+                         problems)
     from xmbench.data.manifest import SPLITS, check_manifest
 
     check = check_manifest(data.manifest, decode=True, image_size=data.image_size, sample_rate=data.sample_rate,
                            audio_seconds=data.audio_seconds)
-    return DataFacts(check.modalities, {s: check.count(s) for s in SPLITS}, check.problems)
+    return DataFacts(check.modalities, {s: check.count(s) for s in SPLITS}, problems + check.problems)
+
+
+def decoding_problems(config: RunConfig, where: str) -> list[Problem]:
+    """The data must be deliverable as the towers' processors read it (an audio processor's sampling rate)."""
+    from xmbench.data.processors import decoding_config
+
+    try:
+        decoding_config(config.data)
+    except XmbenchError as exc:
+        key, _, what = str(exc).partition(": ")
+        return [Problem(f"{where}: {key}" if where else key, what)]
+    return []
 
 
 def check_sizes(config: RunConfig, facts: DataFacts, where: str) -> list[Problem]:

@@ -79,10 +79,10 @@ def check_sample_rate(cfg: DataConfig, rate: int, source: str) -> None:
         raise ConfigError(f"data.sample_rate: {cfg.sample_rate} Hz, but the audio tower's processor ({source}) reads "
                           f"{rate} Hz; the data is decoded at the processor's rate: remove data.sample_rate")
     if cfg.name == "synthetic" and rate / 2 <= BUILTIN_TOP_HZ:
-        raise ConfigError(f"data.processors.audio: the processor ({source}) samples at {rate} Hz; the built-in set's "
-                          f"tones reach {BUILTIN_TOP_HZ:.0f} Hz, above its Nyquist frequency {rate / 2:.0f} Hz, so the "
-                          f"data cannot be delivered at that rate; use a processor of at least "
-                          f"{int(2 * BUILTIN_TOP_HZ) + 1} Hz or a manifest dataset")
+        raise ConfigError(f"data.processors.audio: the audio tower's processor ({source}) samples at {rate} Hz; the "
+                          f"built-in set's tones reach {BUILTIN_TOP_HZ:.0f} Hz, above its Nyquist frequency "
+                          f"{rate / 2:.0f} Hz, so the data cannot be delivered at that rate; give model.audio a processor "
+                          f"of at least {int(2 * BUILTIN_TOP_HZ) + 1} Hz (model.audio.processor), or use a manifest dataset")
 
 
 def fingerprint(cfg: DataConfig) -> str | None:

@@ -146,16 +146,22 @@ def _role_in_block(block: str, paths: tuple[str, ...], names: list[str], present
 
 def unresolved_role(backbone, role: str, blocks: list[tuple[int, str]], layers: Layers) -> str:
     """Why a role names nothing here: the layers and linear modules the backbone has, and how to name them."""
-    import torch
-
     prefix = blocks[0][1] if blocks else ""
     linears = [n.removeprefix(f"{prefix}.") for n, m in backbone.named_modules()
-               if isinstance(m, torch.nn.Linear) and n.startswith(f"{prefix}.")]
+               if is_linear(m) and n.startswith(f"{prefix}.")]
     return (f"adapter.targets: the role '{role}' resolves to no module of {type(backbone).__name__}"
             f"{'' if layers == 'all' else f' in layers {layers}'}: its layers are {prefix.rsplit('.', 1)[0]}.N "
             f"({len(blocks)} chosen), and the linear modules of {prefix} are: {', '.join(linears) or 'none'}. "
             f"Name the targets explicitly by module name, e.g. targets = {json_list(linears[:2])}, "
             f"which are matched in every chosen layer")
+
+
+def is_linear(module) -> bool:
+    """A linear map an adapter can target: nn.Linear, or transformers' Conv1D (GPT-2's c_attn, c_proj, c_fc),
+    a linear layer with its weight transposed that peft adapts as well."""
+    import torch
+
+    return isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
 
 
 def json_list(values: list[str]) -> str:
