@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from xmbench.errors import ConfigError
+from xmbench.plugins import import_plugins, plugin_sources
 from xmbench.registry import Choice
 from xmbench.schema import NON_NEGATIVE, POSITIVE, PROBABILITY, Named, Range, changes, load, merge, technique, to_tree
 
@@ -230,6 +231,9 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     transforms: list[Choice] = technique("transform")  # post-training, in order: merge, quantize, …
+    # modules whose import registers techniques this config names (a suite's `[suite] plugins`):
+    # imported before the tree is loaded, here and in every process that rebuilds the config
+    plugins: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return to_tree(self)
@@ -238,14 +242,25 @@ class RunConfig:
         """A short hash of what this config sets differently from the defaults (and the schema version).
 
         A changed config gets a new id; a new option added with a default leaves every id as it was.
+        With plugins, their source is hashed too: a plugin's code decides what its names mean.
         """
         identity = {"schema": CONFIG_SCHEMA, "changes": changes(self, type(self)())}
+        if self.plugins:  # only then: a config without plugins keeps the id it always had
+            identity["plugin_sources"] = plugin_sources(self.plugins)
         return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
 def from_dict(values: dict[str, Any]) -> RunConfig:
     """A RunConfig from its plain form (as records store it), validated."""
-    return validate(load(RunConfig, values))
+    return _load_tree(values)
+
+
+def _load_tree(tree: dict[str, Any]) -> RunConfig:
+    """Load and validate a RunConfig tree, importing its plugins first: loading resolves technique names."""
+    plugins = tree.get("plugins") if isinstance(tree, dict) else None
+    if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):  # otherwise load names the error
+        import_plugins(plugins)
+    return validate(load(RunConfig, tree))
 
 
 def validate(config: RunConfig) -> RunConfig:
@@ -376,4 +391,4 @@ def resolve(base: dict[str, Any], *overrides: dict[str, Any] | None) -> RunConfi
     tree = to_tree(RunConfig())
     for layer in (base, *overrides):
         merge(tree, RunConfig, layer or {})
-    return validate(load(RunConfig, tree))
+    return _load_tree(tree)

@@ -1,6 +1,6 @@
 """Suites: a TOML file of a base config, named variants and matrix axes, expanded to Variants.
 
-    [suite]            name, description, seeds, timeout_s, reference, include
+    [suite]            name, description, seeds, timeout_s, reference, include, plugins
     [base]             config tables (data, model, train, foundation, eval, profile, transforms)
     [profile]          the profiling switches of every variant (same as [base.profile])
     [variants.NAME]    dotted-key overrides of the base ("model.*.adapter.rank" = 4)
@@ -22,10 +22,11 @@ from typing import Any
 from xmbench.bench.gate import parse_gates
 from xmbench.config import RunConfig, resolve
 from xmbench.errors import ConfigError, did_you_mean
+from xmbench.plugins import check_names, import_plugins
 from xmbench.registry import Choice
 from xmbench.schema import flatten, load_choice, to_tree
 
-SUITE_KEYS = ("name", "description", "seeds", "timeout_s", "reference", "include")
+SUITE_KEYS = ("name", "description", "seeds", "timeout_s", "reference", "include", "plugins")
 DEFAULT_TIMEOUT_S = 3600.0
 TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "derived", "gates")
 
@@ -136,7 +137,7 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
         raise ConfigError(f"suite.timeout_s: expected a positive number of seconds, got {timeout_s!r}")
     raw = with_included(raw, path)
-    base = dict(raw.get("base", {}))
+    base = with_plugins(dict(raw.get("base", {})), raw.get("suite", {}).get("plugins", []))
     if "profile" in raw:
         if "profile" in base:
             raise ConfigError("profile: set it as [profile] or as [base.profile], not both")
@@ -157,14 +158,16 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
 
 def with_included(raw: dict[str, Any], path: Path | None) -> dict[str, Any]:
     """`suite.include`: other suite files (relative to this one) whose variants and derived runs join
-    this suite's, on this suite's base, seeds and profile (theirs are not read). A name defined twice
-    must be defined alike (every day's suite has the same reference); one level of inclusion."""
+    this suite's, on this suite's base, seeds and profile (theirs are not read; their plugins join
+    this suite's). A name defined twice must be defined alike (every day's suite has the same
+    reference); one level of inclusion."""
     includes = raw.get("suite", {}).get("include", [])
     if not (isinstance(includes, list) and all(isinstance(i, str) for i in includes)):
         raise ConfigError(f"suite.include: expected a list of suite file names, got {includes!r}")
     folder = path.parent if path else Path.cwd()
     merged = {kind: dict(raw.get(kind, {})) for kind in ("variants", "derived")}
     origin = {(kind, name): "this file" for kind, tables in merged.items() for name in tables}
+    plugins = check_names(raw.get("suite", {}).get("plugins", []), "suite.plugins")
     for name in includes:
         other = _read_included(folder / name)
         if other.get("suite", {}).get("include"):
@@ -176,7 +179,20 @@ def with_included(raw: dict[str, Any], path: Path | None) -> dict[str, Any]:
                                       f"and in {name}; rename one of them")
                 merged[kind].setdefault(variant, table)
                 origin.setdefault((kind, variant), name)
-    return {**raw, **{kind: tables for kind, tables in merged.items() if tables}}
+        plugins += [m for m in check_names(other.get("suite", {}).get("plugins", []), f"suite.include: {name}: suite.plugins")
+                    if m not in plugins]  # its variants may name their techniques
+    header = {**raw.get("suite", {}), **({"plugins": plugins} if plugins else {})}
+    return {**raw, "suite": header, **{kind: tables for kind, tables in merged.items() if tables}}
+
+
+def with_plugins(base: dict[str, Any], plugins: Any) -> dict[str, Any]:
+    """`suite.plugins`: import the modules (before any config table is parsed, so their technique
+    names resolve) and put them in the base config, which every process rebuilding a variant reads."""
+    if "plugins" in base:
+        raise ConfigError("base.plugins: name plugin modules in [suite] plugins")
+    plugins = check_names(plugins, "suite.plugins")
+    import_plugins(plugins, "suite.plugins")
+    return {**base, "plugins": plugins} if plugins else base
 
 
 def _read_included(path: Path) -> dict[str, Any]:
@@ -225,6 +241,8 @@ def parse_derived(tables: dict[str, Any], variants: list[Variant]) -> list[Deriv
 def expand(base: dict[str, Any], variants: dict[str, Any], matrix: dict[str, Any]) -> list[Variant]:
     """Each named variant crossed with every point of the matrix, resolved and validated."""
     for axis, values in matrix.items():
+        if axis == "plugins":
+            raise ConfigError("matrix.plugins: name plugin modules in [suite] plugins")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"matrix.{axis}: expected a non-empty list of values, got {values!r}")
     try:
@@ -237,6 +255,8 @@ def expand(base: dict[str, Any], variants: dict[str, Any], matrix: dict[str, Any
     for name, table in variants.items():
         if not isinstance(table, dict):
             raise ConfigError(f"variants.{name}: expected a table of overrides, got {table!r}")
+        if "plugins" in table:  # one set for the whole suite (suite.plugins)
+            raise ConfigError(f"variants.{name}.plugins: name plugin modules in [suite] plugins")
         for point in points:
             overrides = {**flatten(table), **dict(zip(axes, point))}
             label = name + "".join(f"[{a}={v}]" for a, v in zip(axes, point))

@@ -5,7 +5,6 @@ Every rank joins the process group torchrun describes and runs the job; training
 """
 from __future__ import annotations
 
-import pickle
 import sys
 from pathlib import Path
 
@@ -13,9 +12,10 @@ from pathlib import Path
 def main(argv: list[str]) -> None:
     import torch.distributed as dist
 
+    from xmbench.bench.jobs import thaw
     from xmbench.train import distributed
 
-    job = pickle.loads(Path(argv[0]).read_bytes())
+    job = thaw(Path(argv[0]).read_bytes())  # `-m` put the working folder on sys.path: plugins import from it
     distributed.init_from_environment()
     try:
         job.run_here(progress=False)

@@ -1,8 +1,8 @@
 """The environment a record was measured in: packages, hardware, threads, git state, and provenance.
 
-Provenance is what shaped a record beyond its config: package versions, the source of xmbench
-and of a user's model factory, the data files of an on-disk dataset, and an injected fault. A
-record is reused only when its provenance equals the current one (see `reuse_refusal`).
+Provenance is what shaped a record beyond its config: package versions, the source of xmbench,
+of a user's model factory and of plugin modules, the data files of an on-disk dataset, and an
+injected fault. A record is reused only when its provenance equals the current one (see `reuse_refusal`).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from xmbench.data.fingerprint import data_fingerprint
+from xmbench.plugins import plugin_sources
 
 PACKAGES = ("xmbench", "torch", "torchvision", "torchaudio", "transformers", "peft", "numpy", "safetensors")
 
@@ -125,7 +126,9 @@ def provenance(config) -> dict[str, object]:
     """What shaped a run beyond its config (see the module docstring)."""
     return {"packages": package_versions(), "xmbench_source": xmbench_source(),
             "factory_source": factory_source(config.model.factory), "data": data_fingerprint(config.data),
-            "fault": os.environ.get("XMBENCH_FAULT") or None}
+            "fault": os.environ.get("XMBENCH_FAULT") or None,
+            # None without plugins, as records made before plugins existed say (absent)
+            "plugin_sources": plugin_sources(config.plugins) or None}
 
 
 def reuse_refusal(record_env: dict, config) -> str | None:
@@ -139,6 +142,6 @@ def reuse_refusal(record_env: dict, config) -> str | None:
         return f"the record was made with XMBENCH_FAULT={saved['fault']}"
     now = provenance(config)
     labels = {"packages": "package versions", "xmbench_source": "xmbench's code", "factory_source": "the model factory's code",
-              "data": "the data files"}
+              "data": "the data files", "plugin_sources": "a plugin module's code"}
     changed = [label for key, label in labels.items() if saved.get(key) != now[key]]
     return f"{', '.join(changed)} changed since the record was made" if changed else None

@@ -31,11 +31,12 @@ def _fork_server():
 
 def run(job) -> Record:
     """Run the job in a child process; return its record, or a failed one explaining why."""
+    from xmbench.bench.jobs import freeze
     from xmbench.bench.worker import run_job
 
     path = job.record_path
     before = path.stat().st_mtime_ns if path.exists() else None
-    spec = {"job": job, "cwd": os.getcwd(), "runner_pid": os.getpid(),
+    spec = {"job": freeze(job), "cwd": os.getcwd(), "runner_pid": os.getpid(),
             "environ": {**{k: v for k, v in os.environ.items() if k.startswith(("XMBENCH_", "HF_", "OMP_", "MKL_"))},
                         **job.environ}}
     child = _fork_server().Process(target=run_job, args=(spec,), name=f"xmbench {job.variant.name} seed {job.seed}")

@@ -7,10 +7,13 @@ a failed record saying why.
 """
 from __future__ import annotations
 
+import contextlib
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from xmbench.bench.record import Record, slug, write_record
+from xmbench.errors import XmbenchError
 
 
 @dataclass
@@ -56,3 +59,23 @@ class Job:
                         error=error, reference=self.reference)
         write_record(record, self.records_dir)
         return record
+
+
+def freeze(job: Job) -> bytes:
+    """The job as bytes for another process, which reads it back with `thaw`.
+
+    A config naming plugins holds their options classes, pickled by reference to the plugin's
+    module: the other process can unpickle them only once it has the working folder on sys.path
+    and the plugins imported, so the job travels as bytes beside the plugin list.
+    """
+    return pickle.dumps((list(job.variant.config.plugins), pickle.dumps(job)))
+
+
+def thaw(frozen: bytes) -> Job:
+    """The job `freeze` wrote, its plugins imported first (call it once the working folder is on sys.path)."""
+    from xmbench.plugins import import_plugins
+
+    plugins, job = pickle.loads(frozen)
+    with contextlib.suppress(XmbenchError):  # a plugin that fails here fails the run, with its reason, when it starts
+        import_plugins(plugins)
+    return pickle.loads(job)

@@ -145,7 +145,9 @@ def run_variant(suite: str, variant: Variant | DerivedVariant, seed: int, artifa
 
 def _execute(variant: Variant | DerivedVariant, seed: int, artifacts_dir: Path, progress: bool, on_model) -> dict:
     from xmbench.bench.stages import execute, execute_derived
+    from xmbench.plugins import import_plugins
 
+    import_plugins(variant.config.plugins)  # a fresh process (a Ray worker, a rank) knows only the built-ins
     artifacts = artifact_dir(artifacts_dir, variant.name, seed)
     if isinstance(variant, DerivedVariant):
         inputs = {name: artifact_dir(artifacts_dir, name, seed) for name in variant.inputs}

@@ -1,9 +1,10 @@
 """The body of one isolated run: executed in a child process forked from a preloaded server.
 
 The runner hands over the job (the variant with its resolved config, seed, output folders, the XMBENCH_* settings
-and working folder of the moment) and waits; this process runs the variant and writes its
-record atomically. A crash, an out-of-memory kill or a timeout leaves no record from here,
-and the runner records the failure instead.
+and working folder of the moment; the job as bytes, read once the working folder is on sys.path, so that
+plugins import from it) and waits; this process runs the variant and writes its record atomically.
+A crash, an out-of-memory kill or a timeout leaves no record from here, and the runner records
+the failure instead.
 """
 from __future__ import annotations
 
@@ -37,11 +38,13 @@ def run_job(spec: dict) -> None:
     exit_with(spec["runner_pid"])
     os.environ.update(spec["environ"])
     os.chdir(spec["cwd"])
-    if spec["cwd"] not in sys.path:  # user models named by import path live in the working folder
+    if spec["cwd"] not in sys.path:  # user models and plugins named by import path live in the working folder
         sys.path.insert(0, spec["cwd"])
     threads = os.environ.get("XMBENCH_THREADS")
     if threads:  # an executor's share of the CPU for this run
         import torch
 
         torch.set_num_threads(int(threads))
-    spec["job"].run_here(progress=False)
+    from xmbench.bench.jobs import thaw
+
+    thaw(spec["job"]).run_here(progress=False)

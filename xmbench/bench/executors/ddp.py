@@ -6,7 +6,6 @@ as with isolated runs. Derived runs train nothing, so they run isolated on one p
 """
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from xmbench.bench import isolated
-from xmbench.bench.jobs import Job
+from xmbench.bench.jobs import Job, freeze
 from xmbench.bench.record import Record, read_record
 
 
@@ -34,7 +33,7 @@ class DdpExecutor:
         before = job.record_path.stat().st_mtime_ns if job.record_path.exists() else None
         with tempfile.TemporaryDirectory(prefix="xmbench-ddp-") as scratch:
             spec = Path(scratch) / "job.pkl"
-            spec.write_bytes(pickle.dumps(job))
+            spec.write_bytes(freeze(job))
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                        "--nproc_per_node", str(self.nproc), "-m", "xmbench.bench.ddp_worker", str(spec)]
             try:

@@ -22,7 +22,8 @@ failed record (xmbench.bench.runner.run_variant).
 Settings travel with the task: the driver's XMBENCH_*, HF_* and TRANSFORMERS_* variables (as
 the runtime environment's env_vars at connection, so they hold from the worker's first import,
 and again with each task as they are at submission), and the driver's working folder, which the
-task enters and puts first on sys.path so that user models named by import path are found.
+task enters and puts first on sys.path so that user models and plugins named by import path are
+found; the job travels as bytes (xmbench.bench.jobs.freeze), read once that is done.
 Nothing is uploaded or installed (no working_dir, pip or conda runtime environment): a
 multi-node cluster needs the same Python environment and, for user models, artifacts of
 derived runs and on-disk data sets, the same paths on every node (a shared filesystem).
@@ -40,7 +41,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from xmbench.bench.jobs import Job
+from xmbench.bench.jobs import Job, freeze, thaw
 from xmbench.bench.record import Record, write_record
 from xmbench.errors import XmbenchError
 
@@ -147,7 +148,7 @@ class RayExecutor:
                 while waiting and len(flights) < at_once:
                     job = waiting.popleft()
                     started(job)
-                    generator = task.remote(job, os.getcwd(), {**forwarded_environ(), **job.environ})
+                    generator = task.remote(freeze(job), os.getcwd(), {**forwarded_environ(), **job.environ})
                     flights[generator] = _Flight(job, time.monotonic())
                 timeout = max(0.0, min(f.deadline for f in flights.values()) - time.monotonic())
                 ready, _ = ray.wait(list(flights), num_returns=1, timeout=timeout)
@@ -201,7 +202,7 @@ class RayExecutor:
         return kind, value
 
 
-def _task(job: Job, cwd: str, environ: dict[str, str]):
+def _task(frozen: bytes, cwd: str, environ: dict[str, str]):
     """Runs on a Ray worker (a generator task): reports in, then runs the job and yields its record."""
     yield "started", f"pid {os.getpid()} on {socket.gethostname()}"
     os.environ.update(environ)
@@ -216,6 +217,7 @@ def _task(job: Job, cwd: str, environ: dict[str, str]):
     import torch
 
     torch.set_num_threads(int(threads))
+    job = thaw(frozen)
     with tempfile.TemporaryDirectory(prefix="xmbench-ray-") as scratch:  # the driver writes the real record
         record = dataclasses.replace(job, records_dir=Path(scratch)).run_here(progress=False)
     yield "record", dataclasses.asdict(record)
