@@ -60,6 +60,84 @@ def test_validate_list_and_unknown_variant(tmp_path):
     assert wrong.returncode == 2 and "did you mean 'lora_r8'" in wrong.stderr
 
 
+PLUGIN_HEAD = '''"""A user's head, registered from outside xmbench."""
+from dataclasses import dataclass
+
+from xmbench.registry import HEADS
+
+
+@dataclass(frozen=True)
+class ScaledOptions:
+    """Options of scaled_linear.
+
+    Attributes:
+        scale: multiplies the projection's output.
+    """
+
+    scale: float = 0.5
+
+
+@HEADS.register("scaled_linear", ScaledOptions)
+def scaled_linear(in_dim, embed_dim, options):
+    """A linear head whose output is scaled."""
+    import torch
+
+    class Scaled(torch.nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * options.scale
+
+    return Scaled(in_dim, embed_dim)
+'''
+
+
+def installed_plugin(site: Path) -> Path:
+    """A distribution on the path with an entry point in the group xmbench.plugins, as pip would install it."""
+    site.mkdir()
+    (site / "ep_losses.py").write_text("from xmbench.registry import LOSSES\n\n\n@LOSSES.register('ep_loss')\n"
+                                       "def ep_loss(inputs, options):\n    \"\"\"An installed plugin's loss.\"\"\"\n")
+    info = site / "xmb_demo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: xmb-demo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[xmbench.plugins]\nlosses = ep_losses\n")
+    return site
+
+
+def test_list_shows_where_plugin_techniques_come_from(tmp_path):
+    (tmp_path / "my_heads.py").write_text(PLUGIN_HEAD)
+    site = installed_plugin(tmp_path / "site")
+    listing = xmbench("list", "--plugin", "my_heads", cwd=tmp_path, check=True,
+                      env_extra={"PYTHONPATH": f"{ROOT}{os.pathsep}{site}"}).stdout.splitlines()
+    assert "  ep_loss      An installed plugin's loss.  [plugin ep_losses]" in listing
+    assert "  scaled_linear A linear head whose output is scaled.  [plugin my_heads]" in listing
+    assert "      scale: float = 0.5  — multiplies the projection's output." in listing
+    builtin = [line for line in listing if line.startswith("  infonce ")]
+    assert builtin == ["  infonce      Symmetric InfoNCE (CLIP): cross-entropy both ways over in-batch negatives, "
+                       "per modality pair."]  # built-ins read as before: no suffix
+    missing = xmbench("list", "--plugin", "no_such_plugin", cwd=tmp_path)
+    assert missing.returncode == 2 and "--plugin: cannot import plugin module 'no_such_plugin'" in missing.stderr
+
+
+def test_validate_checks_a_plugin_suite_and_reports_plugin_problems(tmp_path):
+    (tmp_path / "my_heads.py").write_text(PLUGIN_HEAD)
+    (tmp_path / "dup_heads.py").write_text(PLUGIN_HEAD.replace("scaled_linear\"", "linear\""))
+    good = tmp_path / "good.toml"  # the smoke suite with a variant of the plugin's head
+    good.write_text((ROOT / "suites/smoke.toml").read_text().replace("seeds = [0, 1, 2, 3, 4, 5, 6, 7]",
+                                                                     'seeds = [0]\nplugins = ["my_heads"]')
+                    + '\n[variants.scaled_head]\n"model.head" = { name = "scaled_linear", scale = 0.25 }\n')
+    ok = xmbench("validate", good, cwd=tmp_path, check=True)
+    assert f"{good}: ok — suite 'smoke', 3 variants × 1 seeds" in ok.stdout
+    missing, dup = tmp_path / "missing.toml", tmp_path / "dup.toml"
+    missing.write_text('[suite]\nplugins = ["my_heads", "no_such_plugin"]\n')
+    dup.write_text('[suite]\nplugins = ["dup_heads"]\n')
+    result = xmbench("validate", missing, dup, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (f"xmbench: error: {missing}: suite.plugins: cannot import plugin module 'no_such_plugin': "
+            f"ModuleNotFoundError: No module named 'no_such_plugin'") in result.stderr
+    assert (f"xmbench: error: {dup}: suite.plugins: plugin module 'dup_heads': head 'linear' is registered twice: "
+            f"first by built-in xmbench.models.heads.linear, again by plugin dup_heads") in result.stderr
+    assert "2 problems found" in result.stderr
+
+
 def test_report_without_records_says_how_to_make_them(tmp_path):
     result = xmbench("report", "--records", tmp_path / "none")
     assert result.returncode == 2 and "run `xmbench run SUITE` first" in result.stderr

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="list registered techniques")
     listing.add_argument("kind", nargs="?", help="only this kind (e.g. loss, adapter, head)")
+    listing.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                         help="import this plugin module first, as a suite's [suite] plugins does (repeatable)")
     listing.set_defaults(handler=cmd_list)
 
     report = sub.add_parser("report", help="render stored records")
@@ -299,18 +301,22 @@ def _refuse(problems) -> int:
 
 
 def cmd_list(args) -> int:
-    from xmbench.registry import ALL_REGISTRIES
+    """Every registered technique with its options; a plugin's entries end with `[plugin MODULE]`."""
+    from xmbench.plugins import import_plugins
+    from xmbench.registry import ALL_REGISTRIES, BUILTIN
 
     kinds = {r.kind: r for r in ALL_REGISTRIES} | {r.kind + "s": r for r in ALL_REGISTRIES}
     if args.kind and args.kind not in kinds:
         raise ConfigError(f"unknown kind '{args.kind}'{did_you_mean(args.kind, kinds)}; "
                           f"known: {', '.join(r.kind for r in ALL_REGISTRIES)}")
+    import_plugins(args.plugin, "--plugin")
     for registry in [kinds[args.kind]] if args.kind else ALL_REGISTRIES:
         print(f"{registry.kind} ({registry.config_key}):")
         if not registry.entries():
             print("  (none registered yet)")
         for entry in registry.entries():
-            print(f"  {entry.name:<12} {entry.summary}")
+            origin = "" if entry.origin == BUILTIN else f"  [plugin {entry.origin}]"
+            print(f"  {entry.name:<12} {entry.summary}{origin}")
             for name, type_name, default, doc in entry.option_rows():
                 print(f"      {name}: {type_name} = {default!r}" + (f"  — {doc}" if doc else ""))
     return 0
