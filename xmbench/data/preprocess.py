@@ -95,9 +95,9 @@ class Preprocessor:
 
     def __init__(self, cfg: DataConfig):
         self.cfg = cfg
-        self.text = processors.text_processor(cfg)
-        self.image = processors.image_processor(cfg)
-        self.audio = processors.audio_processor(cfg)
+        self.text = processors.processor(cfg, "text")
+        self.image = processors.processor(cfg, "image")
+        self.audio = processors.processor(cfg, "audio")
         self.tokenizer = getattr(self.text, "tokenizer", None)  # the text augmentations edit tokens with it
         self.audio_key = self.audio.key  # the audio tensor the waveform augmentations recompute
 

@@ -67,7 +67,7 @@ def decoding_config(cfg: DataConfig) -> DataConfig:
         if side:
             changes["image_size"] = side
     if audio:
-        rate = audio_processor(cfg).sample_rate
+        rate = processor(cfg, "audio").sample_rate
         check_sample_rate(cfg, rate, audio)
         changes["sample_rate"] = rate
     return replace(cfg, **changes)
@@ -199,12 +199,12 @@ class HFAudio:
 class CodeProcessing:
     """A code tower's `preprocess(modality's raw data) -> {name: tensor}`."""
 
-    def __init__(self, factory: str, modality: str, cfg: DataConfig):
+    def __init__(self, factory: str, modality: str, default_sample_rate: int):
         from xmbench.models.code_tower import tower_parts
 
         parts = tower_parts(factory, modality)
         self.preprocess = parts.preprocess
-        self.sample_rate = parts.sample_rate or cfg.sample_rate
+        self.sample_rate = parts.sample_rate or default_sample_rate
         self.key = parts.audio_key
         self.tokenizer = getattr(parts, "tokenizer", None)
 
@@ -212,33 +212,32 @@ class CodeProcessing:
         return dict(self.preprocess(raw))
 
 
-def text_processor(cfg: DataConfig):
-    source = cfg.processors.get("text")
+def processor(cfg: DataConfig, modality: str):
+    """The modality's processing: the built-in one, a code tower's, or the Hugging Face processor in a folder."""
+    source = cfg.processors.get(modality)
     if not source:
-        return BuiltinText(cfg)
+        return BUILTIN[modality](cfg)
     if source.startswith(FACTORY):
-        return CodeProcessing(source.removeprefix(FACTORY), "text", cfg)
+        return _code_processing(source.removeprefix(FACTORY), modality, cfg.sample_rate)
+    return FROM_FOLDER[modality](cfg, source)
+
+
+def _hf_text(cfg: DataConfig, folder: str) -> BuiltinText:
     from transformers import AutoTokenizer
 
-    return BuiltinText(cfg, AutoTokenizer.from_pretrained(source, local_files_only=True))
-
-
-def image_processor(cfg: DataConfig):
-    source = cfg.processors.get("image")
-    if not source:
-        return BuiltinImage(cfg)
-    return CodeProcessing(source.removeprefix(FACTORY), "image", cfg) if source.startswith(FACTORY) else HFImage(source)
-
-
-def audio_processor(cfg: DataConfig):
-    source = cfg.processors.get("audio")
-    if not source:
-        return BuiltinAudio(cfg)
-    if source.startswith(FACTORY):
-        return CodeProcessing(source.removeprefix(FACTORY), "audio", cfg)
-    return _hf_audio(source)
+    return BuiltinText(cfg, AutoTokenizer.from_pretrained(folder, local_files_only=True))
 
 
 @functools.lru_cache(maxsize=4)
 def _hf_audio(folder: str) -> HFAudio:
     return HFAudio(folder)
+
+
+@functools.lru_cache(maxsize=8)
+def _code_processing(factory: str, modality: str, sample_rate: int) -> CodeProcessing:
+    """One per process: a code tower's factory builds its whole backbone just to hand over `preprocess`."""
+    return CodeProcessing(factory, modality, sample_rate)
+
+
+BUILTIN = {"text": BuiltinText, "image": BuiltinImage, "audio": BuiltinAudio}
+FROM_FOLDER = {"text": _hf_text, "image": lambda cfg, folder: HFImage(folder), "audio": lambda cfg, folder: _hf_audio(folder)}

@@ -18,6 +18,7 @@ This module imports no torch: options call `check_layers` when a suite is parsed
 """
 from __future__ import annotations
 
+import json
 import re
 
 from xmbench.errors import ConfigError
@@ -152,7 +153,7 @@ def unresolved_role(backbone, role: str, blocks: list[tuple[int, str]], layers: 
     return (f"adapter.targets: the role '{role}' resolves to no module of {type(backbone).__name__}"
             f"{'' if layers == 'all' else f' in layers {layers}'}: its layers are {prefix.rsplit('.', 1)[0]}.N "
             f"({len(blocks)} chosen), and the linear modules of {prefix} are: {', '.join(linears) or 'none'}. "
-            f"Name the targets explicitly by module name, e.g. targets = {json_list(linears[:2])}, "
+            f"Name the targets explicitly by module name, e.g. targets = {json.dumps(linears[:2])}, "
             f"which are matched in every chosen layer")
 
 
@@ -162,10 +163,6 @@ def is_linear(module) -> bool:
     import torch
 
     return isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"
-
-
-def json_list(values: list[str]) -> str:
-    return "[" + ", ".join(f'"{v}"' for v in values) + "]"
 
 
 def resolve_targets(backbone, targets: list[str], layers: Layers = "all") -> list[str]:
