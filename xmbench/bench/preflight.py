@@ -169,7 +169,10 @@ def check_model(config: RunConfig, modalities: tuple[str, ...], where: str) -> l
                                            f"{', '.join(modalities)}: nothing to train or evaluate",
                         "use a dataset with the model's modalities")]
     problems = []
-    batch = tiny_batch(config, [m for m in modalities if m not in missing])
+    try:
+        batch = tiny_batch(config, [m for m in modalities if m not in missing])
+    except XmbenchError:  # data the processors cannot read: check_data reports it (decoding_problems)
+        return problems
     embeddings = {}
     capabilities.set_training(model, False)
     for modality, inputs in batch.items():
@@ -198,12 +201,14 @@ def capability_problems(config: RunConfig, model, where: str) -> list[Problem]:
 def tiny_batch(config: RunConfig, modalities: list[str]) -> dict[str, dict]:
     """Two built-in items preprocessed exactly as the run's data will be: the model's input formats."""
     from xmbench.data.preprocess import Preprocessor
+    from xmbench.data.processors import decoding_config
     from xmbench.data.synthetic import make_split
 
-    data = config.data
-    raw = make_split("test", 2, "target", data.seed, image_size=data.image_size, sample_rate=data.sample_rate,
+    data = replace(config.data, name="synthetic")
+    decoded = decoding_config(data)  # at the resolution and sampling rate the towers' processors read
+    raw = make_split("test", 2, "target", data.seed, image_size=decoded.image_size, sample_rate=decoded.sample_rate,
                      audio_seconds=data.audio_seconds)
     import torch
 
-    split = Preprocessor(replace(data, name="synthetic"))(raw)
+    split = Preprocessor(data)(raw)
     return {m: split.rows(m, torch.arange(2)) for m in modalities}

@@ -4,7 +4,7 @@ The folder's config.json names the family (`model_type`); the family says which 
 holds the modality's encoder and how its token states are pooled by default:
 
     family (model_type)                      modality      encoder                pooling
-    bert, roberta, xlm-roberta, mpnet, …     text          AutoModel              mean (sentence-transformers)
+    bert, roberta, xlm-roberta               text          AutoModel              mean (sentence-transformers)
     clip / clip_text_model                   text          CLIPTextModel          pooler (the EOS token)
     clip / clip_vision_model                 image         CLIPVisionModel        pooler (CLS, post-LayerNorm)
     vit, dinov2                              image         AutoModel              cls
@@ -44,7 +44,7 @@ class Family:
     pooling: str
 
 
-TEXT_FAMILIES = ("bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "electra", "deberta-v2", "modernbert")
+TEXT_FAMILIES = ("bert", "roberta", "xlm-roberta")
 FAMILIES: dict[tuple[str, str], Family] = {
     **{(f, "text"): Family("auto", "mean") for f in TEXT_FAMILIES},
     ("clip", "text"): Family("CLIPTextModel", "pooler"),
