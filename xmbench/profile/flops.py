@@ -73,12 +73,22 @@ def matmul_peak_flops(size: int | None = None, dtype: torch.dtype = torch.float3
 
 
 def tower_flops_per_sample(model, batches: dict[str, dict[str, torch.Tensor]]) -> dict[str, float]:
-    """Forward FLOPs of encoding one sample of each modality (tower and head), from a real batch."""
+    """Forward FLOPs of encoding one sample of each modality (tower and head), from a real batch.
+
+    Counted in eval mode, as a query is encoded: in train mode some towers mark their own inputs as
+    needing gradients (wav2vec2's feature encoder), which inference mode cannot hold.
+    """
+    from xmbench.models import capabilities
+
     result = {}
-    with torch.inference_mode():
-        for modality, inputs in batches.items():
-            n = len(next(iter(inputs.values())))
-            result[modality] = count_flops(model.encode, modality, inputs) / n
+    was_training = capabilities.set_training(model, False)
+    try:
+        with torch.inference_mode():
+            for modality, inputs in batches.items():
+                n = len(next(iter(inputs.values())))
+                result[modality] = count_flops(model.encode, modality, inputs) / n
+    finally:
+        capabilities.set_training(model, was_training)
     return result
 
 
