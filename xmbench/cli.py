@@ -1,7 +1,8 @@
-"""`xmbench run | profile | validate | list | report | compare | gate | baseline | data export`."""
+"""`xmbench run | profile | validate | list | report | compare | gate | baseline | history | bisect | data export`."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="runs at once (pool, ray)")
     run.add_argument("--address", help="Ray cluster address (default: a local cluster)")
     run.add_argument("--nproc", type=int, default=1, help="ranks per run: torchrun + DDP, one model on N processes/GPUs")
+    run.add_argument("--history", type=Path, nargs="?", const=Path(".xmbench/history"), default=None, metavar="DIR",
+                     help="file the records in the results history under the current commit (default DIR .xmbench/history)")
     _baseline_options(run)
     run.set_defaults(handler=cmd_run)
 
@@ -102,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     _baseline_options(report)
     report.set_defaults(handler=cmd_report)
 
+    _history_parsers(sub)
+
     data = sub.add_parser("data", help="dataset tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     export = data_sub.add_parser("export", help="write the built-in set as PNG + WAV files and a manifest")
@@ -110,6 +115,49 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a data setting, e.g. --set data.n_train=200 (TOML value syntax)")
     export.set_defaults(handler=cmd_data_export)
     return parser
+
+
+def _history_parsers(sub) -> None:
+    """`history add | show | check` and `bisect` (xmbench/history/commands.py)."""
+    history = sub.add_parser("history", help="results across commits: file runs, show trends, check for steps")
+    history_sub = history.add_subparsers(dest="history_command", required=True)
+    add = history_sub.add_parser("add", help="file the suite's records under the current commit")
+    add.add_argument("suite", type=Path)
+    add.add_argument("--records", type=Path, default=None, help="records folder (default .xmbench/records)")
+    show = history_sub.add_parser("show", help="a table per metric over commits, or a page of plots (--html)")
+    show.add_argument("suite", type=Path)
+    show.add_argument("--html", type=Path, nargs="?", const=Path("reports/history.html"), default=None, metavar="OUT",
+                      help="write a page with one plot per metric (default OUT reports/history.html)")
+    check = history_sub.add_parser("check", help="exit 1 when the head stands in a regression step")
+    check.add_argument("suite", type=Path)
+    check.add_argument("--since", metavar="REV", help="only steps at commits after REV count")
+    bisect = sub.add_parser("bisect", help="find the first commit where a variant got significantly worse")
+    bisect.add_argument("suite", type=Path)
+    bisect.add_argument("--good", required=True, metavar="REV")
+    bisect.add_argument("--bad", required=True, metavar="REV")
+    bisect.add_argument("--in-process", action="store_true", help="run each commit's variant in its xmbench process")
+    bisect.add_argument("--timeout", type=float, help="seconds per variant × seed")
+    for parser, handler in ((add, "cmd_history_add"), (show, "cmd_history_show"), (check, "cmd_history_check"),
+                            (bisect, "cmd_bisect")):
+        parser.add_argument("--history", type=Path, default=Path(".xmbench/history"), metavar="DIR",
+                            help="history folder (default .xmbench/history)")
+        parser.add_argument("--machine-class", help="override the machine class derived from the hardware")
+        if parser is not add:
+            parser.add_argument("--metric", action="append" if parser is show else None,
+                                help="a series: rsum, 't2i R@1' (or t2i.R@1), query_latency_s, ...; show: repeatable or 'all'")
+            parser.add_argument("--no-timing-gates", action="store_true", help="judge quality and costs only")
+        if parser is not bisect:
+            parser.add_argument("--variant", action="append", help="only this variant (repeatable)")
+        else:
+            parser.add_argument("--variant", help="the variant to run (default: the suite's first)")
+        parser.set_defaults(handler=functools.partial(_history_command, handler))
+
+
+def _history_command(name: str, args) -> int:
+    """Imported when called: the history commands pull in numpy and compare, which `xmbench list` need not."""
+    from xmbench.history import commands
+
+    return getattr(commands, name)(args)
 
 
 def _baseline_options(parser: argparse.ArgumentParser) -> None:
@@ -173,6 +221,11 @@ def cmd_run(args) -> int:
         if hasattr(executor, "close"):  # a Ray instance this run started
             executor.close()
     print(render_markdown(records))
+    if args.history:
+        from xmbench.bench.baseline import machine_class
+        from xmbench.history.commands import file_records
+
+        print("\n".join(file_records(suite, records, args.history, machine_class(args.machine_class))))
     if args.gate:
         return run_gate(suite, records, args)
     failed = [r for r in records if not r.ok]
