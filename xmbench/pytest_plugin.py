@@ -88,7 +88,7 @@ def _run_variant_test(suite, variant, benchmark, config) -> None:
         record = run_variant(suite.name, variant, seed, DEFAULT_ARTIFACTS / suite.name, progress=False,
                              on_model=lambda model, split: trained.update(model=model, split=split))
         record.env = capture(variant.config)
-        record.reference = suite.reference
+        record.reference = suite.reference_for(variant.name)
         write_record(record, records_dir)
         records.append(record)
     config.stash.setdefault(_RECORDS, []).extend(records)

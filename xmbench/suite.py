@@ -8,6 +8,7 @@
     [derived.NAME]     a derived run over other variants' trained models:
                        name = "ensemble", inputs = ["lora_r4", "lora_r8"], and the technique's options
     [gates]            regression rules (xmbench.bench.gate)
+    [tune]             each variant's own best settings, searched on validation (xmbench.tuning)
 """
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from xmbench.errors import ConfigError, did_you_mean
 from xmbench.plugins import check_names, import_plugins
 from xmbench.registry import Choice
 from xmbench.schema import flatten, load_choice, to_tree
+from xmbench.tuning import TunedVariant, parse_tune
 
 SUITE_KEYS = ("name", "description", "seeds", "timeout_s", "reference", "include", "plugins")
 DEFAULT_TIMEOUT_S = 3600.0
-TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "derived", "gates")
+TOP_LEVEL = ("suite", "base", "profile", "variants", "matrix", "derived", "gates", "tune")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,12 @@ class Suite:
     timeout_s: float = DEFAULT_TIMEOUT_S  # per variant × seed
     derived: list[DerivedVariant] = field(default_factory=list)
     reference: str | None = None  # the variant every technique of the suite is reported against
+    tuning: list[TunedVariant] = field(default_factory=list)  # [tune]: the variants searched before they run
+    references: dict[str, str] = field(default_factory=dict)  # a variant's own reference, where not `reference`
+
+    def reference_for(self, name: str) -> str | None:
+        """The variant `name` is reported against: a tuned run against the tuned reference."""
+        return self.references.get(name, self.reference)
 
     def runs(self) -> list[tuple[Variant | DerivedVariant, int]]:
         """Every (variant, seed) pair, in the order they run: trained variants, then derived runs."""
@@ -142,7 +150,15 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
         if "profile" in base:
             raise ConfigError("profile: set it as [profile] or as [base.profile], not both")
         base["profile"] = raw["profile"]
-    variants = expand(base, raw.get("variants", {"base": {}}), raw.get("matrix", {}))
+    tables = raw.get("variants", {"base": {}})
+    variants = expand(base, tables, raw.get("matrix", {}))
+    reference = _reference(header.get("reference"), variants)
+    tuning = []
+    if "tune" in raw:
+        if raw.get("matrix"):
+            raise ConfigError("tune: a suite with [matrix] cannot also [tune]; put the axes in one of them")
+        tuning = parse_tune(raw["tune"], base, tables, variants, reference, seeds,
+                            lambda name, config, overrides: Variant(name, config, overrides))
     return Suite(
         name=str(header.get("name", default_name)),
         path=path,
@@ -152,7 +168,8 @@ def parse_suite(raw: dict[str, Any], default_name: str = "suite", path: Path | N
         gates=parse_gates(raw.get("gates", {})),
         timeout_s=float(timeout_s),
         derived=parse_derived(raw.get("derived", {}), variants),
-        reference=_reference(header.get("reference"), variants),
+        reference=reference,
+        tuning=tuning,
     )
 
 

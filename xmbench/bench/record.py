@@ -43,6 +43,7 @@ class Record:
     foundation: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)  # the profile stage: analyses shown in reports
     reference: str | None = None  # the suite's reference variant, which reports compare this one with
+    tuning: dict[str, Any] = field(default_factory=dict)  # a tuned run's search ([tune]): points, scores, choice, cost
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 

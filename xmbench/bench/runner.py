@@ -34,10 +34,18 @@ def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: 
     or a hang marks that run failed and the suite goes on. Without it, runs share this process
     (faster to start; what the tests use). `executor` (xmbench/bench/executors/) decides where
     the runs go; by default one after another on this machine. Trained variants run first, then
-    the derived runs that combine them.
+    the derived runs that combine them. A suite that tunes ([tune]) searches first and then runs
+    each tuned variant at its chosen point (xmbench.bench.tune).
     """
     from xmbench.bench.executors.local import LocalExecutor
 
+    if suite.tuning:
+        from xmbench.bench.tune import run_tuned
+
+        def run(part: Suite, names: list[str] | None) -> list[Record]:
+            return run_suite(part, records_dir, artifacts_dir, force, progress, names, isolate, timeout_s, executor)
+
+        return run_tuned(suite, run, Path(records_dir), Path(artifacts_dir), only)
     load_builtins()
     runs = [(v, s) for v, s in suite.runs() if not only or v.name in only]
     executor = executor or LocalExecutor(isolate, progress)
@@ -50,7 +58,8 @@ def run_suite(suite: Suite, records_dir: Path = DEFAULT_RECORDS, artifacts_dir: 
             _say(f"{label}: reusing complete record ({record.created_at})")
             records[variant.name, seed] = record
         else:
-            jobs.append(Job(suite.name, suite.reference, variant, seed, Path(records_dir), Path(artifacts_dir) / suite.name,
+            jobs.append(Job(suite.name, suite.reference_for(variant.name), variant, seed, Path(records_dir),
+                            Path(artifacts_dir) / suite.name,
                             timeout_s or suite.timeout_s, label))
     bar = tqdm(total=len(runs), initial=len(records), desc=f"suite {suite.name}", unit="run", disable=not progress)
     for wave in waves(jobs):

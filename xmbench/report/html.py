@@ -12,6 +12,7 @@ from xmbench.report.markdown import cost_table_frame, quality_table_frame
 from xmbench.report.profile import has_profile
 from xmbench.report.step_notes import step_notes_frame
 from xmbench.report.techniques import reference_of, technique_frame
+from xmbench.report.tuning import point_label, search_frame, searches
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -57,6 +58,7 @@ def render_html(records, comparison_markdown: str | None = None) -> str:
             parts.append(f"<h3>Techniques against the reference <code>{html.escape(reference_of(suite_records))}</code></h3>"
                          "<p class='note'>Δ in points, paired over the same test queries and seeds, 95% bootstrap "
                          "interval; an interval that contains 0 is not significant.</p>" + _table(techniques))
+        parts.append(_tuning_html(suite_records))
         ingredients = ingredient_frame(suite_records)
         if len(ingredients):
             parts.append(f"<h3>Derived runs against their best ingredient</h3><p class='note'>"
@@ -111,6 +113,22 @@ def render_roadmap_html(records) -> str:
                                                         f"against {label}"), f"pareto {suite} {label}"))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _tuning_html(records) -> str:
+    """A tuned suite's searches: the validation score against the axis, and each search's compact table."""
+    found = searches(records)
+    if not found:
+        return ""
+    parts = ["<h3>Tuning: each variant's search on validation</h3>"]
+    curves = plots.tuning_curves(found)
+    if curves:
+        parts.append(_img(curves, "validation score against the tuned axis"))
+    for variant, search in found.items():
+        flags = "".join(f" <strong>{html.escape(flag)}</strong>" for flag in search.get("edges", []))
+        parts.append(f"<p><code>{html.escape(variant)}</code>: chose {html.escape(point_label(search['chosen']))} "
+                     f"({search['cost_s'] / 60:.1f} min of search){flags}</p>" + _table(search_frame(search)))
+    return "".join(parts)
 
 
 def _inline(text: str) -> str:

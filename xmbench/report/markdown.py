@@ -10,6 +10,7 @@ from xmbench.report.ingredients import ingredient_table
 from xmbench.report.profile import has_profile, render_record_profile
 from xmbench.report.step_notes import step_notes_table
 from xmbench.report.techniques import technique_table
+from xmbench.report.tuning import search_cost_s, search_runs, tuning_section
 
 
 def _mean_std(values: pd.Series, scale: float, digits: int) -> str:
@@ -82,6 +83,9 @@ def render_markdown(records: list[Record]) -> str:
         ingredients = ingredient_table([r for r in records if r.suite == suite])
         if ingredients:
             parts.append(ingredients)
+        tuning = tuning_section([r for r in records if r.suite == suite])
+        if tuning:
+            parts.append(tuning)
         notes = step_notes_table([r for r in records if r.suite == suite])
         if notes:
             parts.append(notes)
@@ -97,13 +101,17 @@ def render_markdown(records: list[Record]) -> str:
 
 def suite_run_time(records: list[Record]) -> str:
     """The suite's measured run time: the sum of its runs' own wall times (runs that recorded one)."""
-    timed = [r.costs["run_wall_s"] for r in records if r.ok and r.costs.get("run_wall_s") is not None]
+    runs = {(r.variant_id, r.seed, r.created_at): r for r in records}.values()  # a run filed twice ([tune]) once
+    timed = [r.costs["run_wall_s"] for r in runs if r.ok and r.costs.get("run_wall_s") is not None]
     if not timed:
         return ""
-    untimed = sum(1 for r in records if r.ok) - len(timed)
+    untimed = sum(1 for r in runs if r.ok) - len(timed)
     note = f" ({untimed} more {_runs(untimed)} recorded no run time)" if untimed else ""
+    searched = search_cost_s(records)
+    search = (f"; and {searched / 60:.1f} min for the {search_runs(records)} search runs of [tune] (their validation "
+              f"runs; in all {(sum(timed) + searched) / 60:.1f} min)") if searched else ""
     return (f"Run time: {sum(timed) / 60:.1f} min for {len(timed)} {_runs(len(timed))}, one after another on this machine "
-            f"(sum of each run's wall time: data, model, training, evaluation, profile){note}.")
+            f"(sum of each run's wall time: data, model, training, evaluation, profile){note}{search}.")
 
 
 def _runs(n: int) -> str:

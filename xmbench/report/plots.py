@@ -157,3 +157,30 @@ def grad_norms(record) -> bytes:
     if ax.lines:
         ax.legend(fontsize=7)
     return _png(fig)
+
+
+def tuning_curves(found: dict[str, dict]) -> bytes | None:
+    """Each tuned variant's validation score against its one numeric axis (log scale when all values are
+    positive), the chosen point ringed; None when no search has such an axis."""
+    from xmbench.report.tuning import curve_points
+
+    curves = {name: (search, curve_points(search)) for name, search in found.items()}
+    curves = {name: (search, points) for name, (search, points) in curves.items() if points}
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for name, (search, (values, scores)) in curves.items():
+        kept = [(v, s) for v, s in zip(values, scores) if s is not None]
+        if not kept:
+            continue
+        line, = ax.plot(*zip(*kept), "-o", label=name)
+        chosen = search["points"][search["index"]]
+        ax.plot(values[search["index"]], chosen["score"], "o", ms=12, mfc="none", color=line.get_color())
+    axis = next(iter(curves.values()))[0]
+    if all(v > 0 for _, (_, (values, _)) in curves.items() for v in values):
+        ax.set_xscale("log")
+    ax.set(xlabel=" / ".join(dict.fromkeys(s["axes"][0] for s, _ in curves.values())),
+           ylabel=f"{axis['split']} {axis['metric']}", title="Search: validation score against the axis (chosen ringed)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return _png(fig)

@@ -16,28 +16,47 @@ import pandas as pd
 from xmbench.bench.compare import paired_differences
 from xmbench.bench.stats import paired_bootstrap, paired_bootstrap_sum
 from xmbench.config import DIRECTIONS
+from xmbench.report.tuning import chosen_cell, searches
 
 RSUM_KS = ("R@1", "R@5", "R@10")
 HARD_NEGATIVE_COLUMN = "Δ R@1 hard-negative queries"
 
 
 def reference_of(records) -> str | None:
+    """The suite's reference: the one every record names, or, in a tuned suite whose tuned runs name the
+    tuned reference, the one the others' references are compared with (the untuned)."""
     names = {r.reference for r in records if r.reference}
-    return names.pop() if len(names) == 1 else None
+    if len(names) == 1:
+        return names.pop()
+    roots = {r.reference for r in records if r.variant in names and r.reference == r.variant}
+    return roots.pop() if len(roots) == 1 else None
 
 
 def technique_frame(records) -> pd.DataFrame:
-    """One row per variant of a suite with a reference: Δ quality with intervals and verdicts, costs."""
-    reference = reference_of(records)
+    """One row per variant of a suite with a reference: Δ quality with intervals and verdicts, costs.
+
+    Each variant is compared with the reference its records name; in a tuned suite ([tune] with
+    `untuned = true`) the tuned runs name the tuned reference, and the `against` and `tuned` columns say
+    which reference and which chosen point.
+    """
     ok = [r for r in records if r.ok]
-    base = [r for r in ok if r.variant == reference]
-    if not reference or not base:
+    references = {r.variant: r.reference for r in ok}
+    if not any(ref in references for ref in references.values()):
         return pd.DataFrame()
+    several = len(set(references.values()) - {None}) > 1
+    found = searches(ok)
     rows = []
     for variant in dict.fromkeys(r.variant for r in ok):
         runs = [r for r in ok if r.variant == variant]
-        row = {"variant": variant + (" (reference)" if variant == reference else ""), "seeds": len(runs)}
-        if variant != reference:
+        reference = references[variant]
+        is_reference = variant == reference or variant in references.values() and not several
+        row = {"variant": variant + (" (reference)" if is_reference else ""), "seeds": len(runs)}
+        if several:
+            row["against"] = reference if reference != variant else "—"
+        if found:
+            row["tuned"] = chosen_cell(found[variant]) if variant in found else "—"
+        base = [r for r in ok if r.variant == reference]
+        if variant != reference and base:
             row.update(quality_deltas(runs, base))
         row.update(_costs(runs))
         rows.append(row)
@@ -135,7 +154,9 @@ def technique_table(records) -> str:
     if frame.empty:
         return ""
     reference = reference_of(records)
-    return (f"Techniques against the reference `{reference}`: Δ in points, paired over the same test queries "
+    tuned = (" Tuned runs ([tune]) are compared with the tuned reference (column `against`), and `tuned` is the point "
+             "each chose on validation." if "against" in frame else "")
+    return (f"Techniques against the reference `{reference}`:{tuned} Δ in points, paired over the same test queries "
             f"and seeds, 95% bootstrap interval, and the verdict (an interval that contains 0 is not "
             f"significant). {HARD_NEGATIVE_COLUMN}: R@1 over the directions' queries whose item has a known "
             f"hard negative in the test split (one attribute changed, or two objects swapped), mean of the "
