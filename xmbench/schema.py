@@ -187,16 +187,26 @@ def changes(value: Any, default: Any, kind: str | None = None) -> Any:
     """
     if isinstance(value, Choice) and isinstance(default, Choice):
         if value.name != default.name:
-            return {BY_KIND[kind].selector: value.name, **changes(value.options, type(value.options)())}
+            return {BY_KIND[kind].selector: value.name, **_revision(value.options),
+                    **changes(value.options, type(value.options)())}
         return changes(value.options, default.options)
     if isinstance(value, Choice):  # an optional technique set where the default has none (model.fusion)
-        return {BY_KIND[kind].selector: value.name, **changes(value.options, type(value.options)())}
+        return {BY_KIND[kind].selector: value.name, **_revision(value.options),
+                **changes(value.options, type(value.options)())}
     if dataclasses.is_dataclass(value):
         if type(default) is not type(value):
             default = type(value)()  # a section compares with its own class's defaults
         return {f.name: changes(getattr(value, f.name), getattr(default, f.name), f.metadata.get("kind"))
                 for f in dataclasses.fields(value) if getattr(value, f.name) != getattr(default, f.name)}
     return {} if value == default else to_tree(value, kind)
+
+
+def _revision(options) -> dict:
+    """A technique whose defaults changed meaning declares `REVISION` (a ClassVar of its options): it joins the
+    identity of every config that names the technique, so only those configs get new ids (CONFIG_SCHEMA would
+    change every id)."""
+    revision = getattr(type(options), "REVISION", 0)
+    return {"revision": revision} if revision else {}
 
 
 # --- layering: defaults ← base ← overrides --------------------------------------------------

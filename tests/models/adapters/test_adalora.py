@@ -54,10 +54,26 @@ def test_orthogonal_regulariser_adds_its_gradient_after_backward(tiny_base):
 
 
 def test_schedule_without_room_to_allocate_is_a_config_error(tiny_base):
-    with pytest.raises(ConfigError, match="tinit"):
-        adapter_config(tiny_base, method="adalora", tinit=4, tfinal=2, total_step=6)
+    with pytest.raises(ConfigError, match=r"tinit \+ tfinal \(0.7 \+ 0.4\) must be below 1"):
+        adapter_config(tiny_base, method="adalora", tinit=0.7, tfinal=0.4, total_step=6)
+    with pytest.raises(ConfigError, match=r"adapter\.tinit: must be in \[0, 1\), got 10"):
+        adapter_config(tiny_base, method="adalora", tinit=10)  # steps are no longer accepted: a fraction of the run
     with pytest.raises(ConfigError, match="target_r"):
         adapter_config(tiny_base, method="adalora", init_r=4, target_r=4)
-    model = build(adapter_config(tiny_base, method="adalora", tinit=10), ("image",))
-    with pytest.raises(ConfigError, match="total_step"):
+    model = build(adapter_config(tiny_base, method="adalora", tinit=0.5, tfinal=0.45), ("image",))
+    with pytest.raises(ConfigError, match=r"at total_step 6, tinit \(0.5 → 3 steps\)"):
         backbone(model, "image").xmbench_callbacks[0].on_train_start(SimpleNamespace(total_steps=6))
+
+
+def test_the_default_schedule_scales_with_the_run_and_moves_ranks_off_init_r_and_off_a_uniform_split(tiny_base):
+    config = adapter_config(tiny_base, method="adalora", init_r=4, target_r=2)
+    model = build(config, ("text", "image"))
+    train_steps(model, config, ("text", "image"), steps=20)
+    stats = capabilities.adapter_stats(model)
+    for m in ("text", "image"):
+        assert stats[m]["schedule_steps"] == {"tinit": 2, "tfinal": 8, "delta_t": 1}  # 0.1, 0.4, 0.05 of 20 steps
+        assert stats[m]["total_rank"] == 2 * len(stats[m]["ranks"])  # the budget: target_r per layer on average
+    moved = {m: (stats[m]["layers_off_init_r"], stats[m]["layers_off_uniform"]) for m in ("text", "image")}
+    assert all(off_init == len(stats[m]["ranks"]) for m, (off_init, _) in moved.items())  # every layer pruned
+    assert any(off_uniform > 0 for _, off_uniform in moved.values()), moved  # and not all alike: importance decided
+    assert stats["text"]["rank_max"] > stats["text"]["rank_min"] or stats["image"]["rank_max"] > stats["image"]["rank_min"]
