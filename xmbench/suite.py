@@ -108,8 +108,12 @@ class Suite:
         return [(v, s) for v in self.variants + self.derived for s in self.seeds]
 
     def variant(self, name: str) -> Variant | DerivedVariant:
+        """The variant of that name; a tuned run's name ([tune]'s `NAME@tuned`) gives the variant it tunes."""
         everything = self.variants + self.derived
         names = [v.name for v in everything]
+        tuned = {t.tuned_name: t.name for t in self.tuning if t.tuned_name not in names}
+        if name in tuned:
+            return self.variant(tuned[name])
         if name not in names:
             raise ConfigError(f"suite '{self.name}' has no variant '{name}'{did_you_mean(name, names)}")
         return everything[names.index(name)]
