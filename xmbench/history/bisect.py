@@ -59,6 +59,7 @@ class Bisector:
     machine: str
     metric: str | None = None
     run_args: list[str] = field(default_factory=list)
+    environment: dict[str, str] | None = None  # the runs' environment (default: this process's)
     log: Callable[[str], None] = print
     runs: int = 0
     reused: int = 0
@@ -107,9 +108,8 @@ class Bisector:
                 "--no-progress", "--records", str(scratch / "records"), "--artifacts", str(scratch / "artifacts"),
                 *self.run_args]
 
-    @staticmethod
-    def _env(tree: Path) -> dict[str, str]:
-        env = dict(os.environ)
+    def _env(self, tree: Path) -> dict[str, str]:
+        env = dict(os.environ if self.environment is None else self.environment)
         if (tree / "xmbench" / "__init__.py").exists():  # the commit's own xmbench, not the installed one
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
         return env

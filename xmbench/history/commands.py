@@ -91,7 +91,11 @@ def _rules(suite, args):
 
 
 def all_steps(by_variant, metrics, rules) -> list[steps_mod.Step]:
-    return [s for entries in by_variant.values() for m in metrics for s in steps_mod.detect(entries, m, rules)]
+    found = []
+    for entries in by_variant.values():
+        cache: dict = {}  # one comparison per pair of sides, shared by the variant's series
+        found.extend(s for m in metrics for s in steps_mod.detect(entries, m, rules, cache))
+    return found
 
 
 def cmd_history_show(args) -> int:
@@ -130,16 +134,19 @@ def cmd_history_check(args) -> int:
 
 
 def cmd_bisect(args) -> int:
+    import os
+
     from xmbench.history.bisect import Bisector, bisect
     from xmbench.suite import load_suite
 
+    environment = dict(os.environ)  # before the suite's plugins import: what they set is the tree's, not a commit's
     suite = load_suite(args.suite)
     variant = args.variant or suite.variants[0].name
     suite.variant(variant)  # an unknown name fails with a did-you-mean
     repo = Path(store.git(".", "rev-parse", "--show-toplevel"))
     run_args = (["--in-process"] if args.in_process else []) + (["--timeout", str(args.timeout)] if args.timeout else [])
     bisector = Bisector(repo, suite.name, Path(args.suite), variant, _rules(suite, args), args.history, _machine(args),
-                        args.metric, run_args)
+                        args.metric, run_args, environment=environment)
     found = bisect(bisector, args.good, args.bad)
     print(f"first bad commit: {found.first_bad.sha} {found.first_bad.subject}")
     for reason in found.violations:

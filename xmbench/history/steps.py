@@ -133,25 +133,28 @@ def fit_values(entries: list[Entry], metric: str) -> tuple[list[float], list[Ent
     return values, used
 
 
-def detect(entries: list[Entry], metric: str, rules: list[GateRule]) -> list[Step]:
+def detect(entries: list[Entry], metric: str, rules: list[GateRule], cache: dict | None = None) -> list[Step]:
     """Every change point of one variant's metric, each judged as the module docstring says.
 
     Args:
         entries: one variant's clean entries in commit order.
         metric: a series name (`series.metric_names`).
         rules: the suite's gate rules.
+        cache: deltas by the commits of both sides, shared across the series of one variant (a fault moves
+            many series at the same commit, and one comparison judges them all).
     """
     values, used = fit_values(entries, metric)
     cuts = segment(values)
     bounds = [0, *cuts, len(used)]
-    return [judge(used[bounds[k - 1]:bounds[k]], used[bounds[k]:bounds[k + 1]], metric, rules, bounds[k])
+    return [judge(used[bounds[k - 1]:bounds[k]], used[bounds[k]:bounds[k + 1]], metric, rules, bounds[k], cache)
             for k in range(1, len(bounds) - 1)]
 
 
-def judge(before: list[Entry], after: list[Entry], metric: str, rules: list[GateRule], index: int = 0) -> Step:
+def judge(before: list[Entry], after: list[Entry], metric: str, rules: list[GateRule], index: int = 0,
+          cache: dict | None = None) -> Step:
     """The step between two runs of commits, judged by compare's statistics and the gate's rules."""
     first = after[0]
-    delta = _delta(before, after, metric)
+    delta = _delta(before, after, metric, {} if cache is None else cache)
     if delta is None or delta.baseline is None:
         b, a = _mean_value(before, metric), _mean_value(after, metric)
         return Step(first.variant, metric, first.commit, first.subject, index, b, a, NOT_GATED, None,
@@ -161,9 +164,11 @@ def judge(before: list[Entry], after: list[Entry], metric: str, rules: list[Gate
                 delta.interval, f"{len(before)} commits before, {len(after)} after; {delta.note}", rule)
 
 
-def _delta(before: list[Entry], after: list[Entry], metric: str) -> Delta | None:
-    deltas = compare_variant(after[0].variant, to_records(after), to_records(before))
-    return next((d for d in deltas if d.metric == metric), None)
+def _delta(before: list[Entry], after: list[Entry], metric: str, cache: dict) -> Delta | None:
+    key = (after[0].variant, tuple(id(e) for e in before), tuple(id(e) for e in after))
+    if key not in cache:
+        cache[key] = {d.metric: d for d in compare_variant(after[0].variant, to_records(after), to_records(before))}
+    return cache[key].get(metric)
 
 
 def _mean_value(entries: list[Entry], metric: str) -> float:
