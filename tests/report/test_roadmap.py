@@ -173,3 +173,55 @@ def test_a_latency_left_unjudged_by_contention_has_no_rise_and_no_cost():
     assert row["latency_rise"] is None and not row["latency_worse"]
     assert [r["technique"] for r in priorities([row])] == ["slow"]
     assert "| slow" in render_roadmap(records)
+
+
+def tuned_records():
+    """ref and `weak` at the suite's lr, both tuned ([tune], untuned kept): the reference gains +25 points t2i at
+    its best; `weak` is worse at the reference's settings (-25 t2i) and level with the tuned reference at its own."""
+    n = 200
+    quarter, half, three_quarters = np.arange(n) % 4 == 0, np.arange(n) % 2 == 0, np.arange(n) % 4 != 0
+    runs = {"ref": (half, quarter), "weak": (quarter, quarter), "ref@tuned": (three_quarters, quarter),
+            "weak@tuned": (three_quarters, quarter)}
+    references = {"ref": "ref", "weak": "ref", "ref@tuned": "ref", "weak@tuned": "ref@tuned"}
+    records = []
+    for name, hits in runs.items():
+        for seed in (0, 1):
+            r = record(name, seed, *hits)
+            r.reference = references[name]
+            if name.endswith("@tuned"):
+                lr = 0.003 if name == "ref@tuned" else 0.03
+                r.overrides = {"train.lr": lr} if name == "ref@tuned" else {"model.*.adapter": "ia3", "train.lr": lr}
+                r.tuning = {"axes": ["train.lr"], "split": "val", "metric": "rsum", "seeds": [0], "index": 1,
+                            "chosen": {"train.lr": lr}, "chosen_score": 1.0, "cost_s": 60.0, "search_suite": "s-search",
+                            "edges": [] if name == "ref@tuned" else ["best at the largest train.lr tried (0.03): widen the grid"],
+                            "points": [{"values": {"train.lr": 0.001}, "score": 0.5, "scores": [0.5]},
+                                       {"values": {"train.lr": lr}, "score": 1.0, "scores": [1.0]}]}
+            elif name == "weak":
+                r.overrides = {"model.*.adapter": "ia3"}
+            records.append(r)
+    return records
+
+
+def test_tuned_techniques_show_both_verdicts_and_the_changes_are_counted():
+    text = render_roadmap(tuned_records())
+    section = text.split("## Each technique at its own best ([tune])")[1].split("\n## ")[0]
+    assert "**1 of 1 verdicts changed sign or significance**: `weak`." in section
+    rows = [line for line in section.splitlines() if line.startswith("| s ")]
+    weak = next(line for line in rows if "| weak " in line)
+    assert "train.lr=0.03 ⚠ grid edge" in weak and "-75.0 [" in weak and "] worse" in weak
+    assert "| +0.0 [+0.0, +0.0] not significant" in weak and "| worse → not significant |" in weak
+    assert any("ref (reference)" in line and "+75.0 [" in line for line in rows)  # the reference tuned, against itself
+    assert "best at the largest train.lr tried (0.03): widen the grid" in section
+
+
+def test_the_next_steps_rank_tuned_verdicts_and_start_the_combination_at_the_tuned_reference():
+    rows = technique_rows(tuned_records())
+    by_name = {r["technique"]: r for r in rows}
+    assert by_name["weak@tuned"]["reference"] == "ref@tuned" and by_name["weak"]["reference"] == "ref"
+    assert by_name["weak@tuned"]["overrides"] == {"model.*.adapter": "ia3"}  # its own lr is not a setting to combine
+    assert priorities(rows) == []  # weak@tuned is level with the tuned reference; the tuned reference is no step
+    from xmbench.report.roadmap import reference_point
+
+    assert reference_point(rows) == {"train.lr": 0.003}
+    better = dict(by_name["weak@tuned"], low=1.0, delta_rsum=2.0, priority=1.0)
+    assert combination([better], reference_point(rows)) == {"train.lr": 0.003, "model.*.adapter": "ia3"}

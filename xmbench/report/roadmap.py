@@ -33,6 +33,8 @@ from xmbench.config import DIRECTIONS, ModelConfig, TowerConfig
 from xmbench.report.fronts import fronts_frame
 from xmbench.report.markdown import suite_run_time
 from xmbench.report.techniques import HARD_NEGATIVE_COLUMN, RSUM_KS, reference_of, technique_frame
+from xmbench.report.tuning import chosen_cell, point_label, searches
+from xmbench.tuning import TUNED_SUFFIX
 
 RULE = ("priority = lower 95% bound of Δ rsum ÷ (1 + relative query-latency rise + relative trainable-parameter "
         "rise); only techniques whose Δ rsum interval lies above 0 are ranked, and a latency rise counts only when "
@@ -43,16 +45,34 @@ RULE = ("priority = lower 95% bound of Δ rsum ÷ (1 + relative query-latency ri
 
 
 def technique_rows(records) -> list[dict]:
-    """Per suite with a reference, per other variant: Δ rsum and its interval, and the relative cost changes."""
+    """Per suite with a reference, per other variant: Δ rsum and its interval, and the relative cost changes.
+
+    Each variant is measured against the reference its records name: a tuned run ([tune]) against the
+    tuned reference; its row carries the chosen point (`tuned`), and its overrides are the technique's
+    own, without the tuned axes (each technique's lr is its own, not a setting to combine).
+    """
     rows = []
     for suite in dict.fromkeys(r.suite for r in records):
         runs = [r for r in records if r.suite == suite and r.ok]
         reference = reference_of(runs)
-        base = [r for r in runs if r.variant == reference]
-        if not reference or not base:
+        if not reference or not any(r.variant == reference for r in runs):
             continue
-        suite_rows = [_row(suite, variant, [r for r in runs if r.variant == variant], base)
-                      for variant in dict.fromkeys(r.variant for r in runs if r.variant != reference)]
+        found = searches(runs)
+        suite_rows = []
+        for variant in dict.fromkeys(r.variant for r in runs if r.variant != reference):
+            mine = [r for r in runs if r.variant == variant]
+            base = [r for r in runs if r.variant == mine[0].reference]
+            if not base or mine[0].reference == variant:
+                continue
+            row = _row(suite, variant, mine, base)
+            if base[0].variant in found:  # the tuned reference: its chosen point is no change of the base
+                chosen = found[base[0].variant]["chosen"]
+                row["reference_overrides"] = {k: v for k, v in row["reference_overrides"].items() if k not in chosen}
+            if variant in found:
+                row["tuned"] = found[variant]
+                row["overrides"] = {k: v for k, v in row["overrides"].items() if k not in found[variant]["chosen"]}
+                row["untuned"] = variant.removesuffix(TUNED_SUFFIX) if variant.endswith(TUNED_SUFFIX) else None
+            suite_rows.append(row)
         for row in suite_rows:
             parts = ingredients(row, suite_rows)
             if parts:  # a combination is measured against its best ingredient too, and not ranked as a technique
@@ -123,9 +143,13 @@ def _difference(runs, base, value) -> float | None:
 
 
 def priorities(rows: list[dict]) -> list[dict]:
-    """The significant gains, highest priority first (see the module docstring for the rule)."""
+    """The significant gains, highest priority first (see the module docstring for the rule); a technique
+    tuned ([tune]) is ranked by its verdict at its own best, against the tuned reference."""
     ranked = []
+    tuned = {(r["suite"], r["untuned"]) for r in rows if r.get("untuned")}
     for row in rows:
+        if (row["suite"], row["technique"]) in tuned or _is_tuned_reference(row, rows):
+            continue  # its tuned row speaks for it; the reference tuned is the tuned runs' reference, not a step
         if not (row["low"] > 0) or row.get("combines") or _is_changed_reference_s_base(row):
             continue
         latency = row["latency_rise"] if row["latency_worse"] else 0.0  # a rise within the machine's noise costs nothing
@@ -134,20 +158,34 @@ def priorities(rows: list[dict]) -> list[dict]:
     return sorted(ranked, key=lambda r: r["priority"], reverse=True)
 
 
+def _is_tuned_reference(row: dict, rows: list[dict]) -> bool:
+    """The reference at its own best: the runs the other tuned techniques are measured against."""
+    return bool(row.get("untuned")) and row["untuned"] == row["reference"]
+
+
 def _is_changed_reference_s_base(row: dict) -> bool:
     """A variant that sets nothing, against a reference that sets something: the reference's change undone."""
     return not row["overrides"] and bool(row.get("reference_overrides"))
 
 
-def combination(ranked: list[dict]) -> dict:
-    """The overrides of the ranked techniques that combine, merged: see `combined`."""
-    merged: dict = {}
-    for row in combined(ranked):
+def combination(ranked: list[dict], start: dict | None = None) -> dict:
+    """The overrides of the ranked techniques that combine, merged over `start` (the tuned reference's point):
+    see `combined`."""
+    merged: dict = dict(start or {})
+    for row in combined(ranked, start):
         merged.update(row["overrides"])
     return merged
 
 
-def combined(ranked: list[dict]) -> list[dict]:
+def reference_point(rows: list[dict]) -> dict:
+    """The point the tuned reference chose ([tune]): where a combination of tuned techniques starts."""
+    for row in rows:
+        if _is_tuned_reference(row, rows):
+            return dict(row["tuned"]["chosen"])
+    return {}
+
+
+def combined(ranked: list[dict], start: dict | None = None) -> list[dict]:
     """The ranked techniques that go into the combination, in rank order, each whole or not at all.
 
     A technique joins when none of its keys touches a key of a higher-ranked one that joined
@@ -156,7 +194,7 @@ def combined(ranked: list[dict]) -> list[dict]:
     never joins (a gain measured on other data, as day6_missing's, says nothing about the base), nor
     does a derived run (an ensemble, a soup): it combines trained models, it is not a setting.
     """
-    taken: list[str] = []
+    taken: list[str] = list(start or {})  # the tuned reference's own settings are taken first
     joined = []
     for row in ranked:
         clashes = any(_touch(key, other) for key in row["overrides"] for other in taken)
@@ -224,6 +262,12 @@ def roadmap_sections(records) -> list[Section]:
          "query latency": _latency(r), "trainable params": _percent(r["trainable_rise"]),
          "peak memory": _mib(r["peak_memory_delta_mb"])}
         for r in sorted(rows, key=_gain_first)])))
+    tuned = tuned_section(rows)
+    if tuned:
+        sections.append(tuned)
+    adalora = adalora_section(records, rows)
+    if adalora:
+        sections.append(adalora)
     measured = [r for r in rows if r.get("combines")]
     if measured:
         sections.append(Section("Combinations, measured", "Each variant whose settings are those of two or more "
@@ -236,6 +280,99 @@ def roadmap_sections(records) -> list[Section]:
                             fronts_frame(rows), fronts=rows))
     sections.append(_next_steps(rows, measured))
     return sections
+
+
+def tuned_pairs(rows: list[dict]) -> list[dict]:
+    """Each tuned technique with its two verdicts: at the reference's settings (its untuned row, against the
+    reference) and at its own best (its tuned row, against the tuned reference); the reference's own pair is
+    its tuned runs against its untuned ones."""
+    by = {(r["suite"], r["technique"]): r for r in rows}
+    return [{"suite": r["suite"], "technique": r["untuned"], "tuned": r, "untuned": by.get((r["suite"], r["untuned"])),
+             "is_reference": _is_tuned_reference(r, rows)} for r in rows if r.get("untuned")]
+
+
+def verdict_changed(pair: dict) -> bool:
+    """Did tuning change the verdict's sign or its significance (better / worse / not significant)?"""
+    before, after = pair["untuned"], pair["tuned"]
+    if before is None:
+        return False
+    return _verdict(before) != _verdict(after) or np.sign(before["delta_rsum"]) != np.sign(after["delta_rsum"])
+
+
+def tuned_section(rows: list[dict]) -> Section | None:
+    """Both verdicts per tuned technique, its chosen point, and how many verdicts tuning changed."""
+    pairs = tuned_pairs(rows)
+    if not pairs:
+        return None
+    techniques = [p for p in pairs if not p["is_reference"]]
+    changed = [p for p in techniques if verdict_changed(p)]
+    reference = next((p for p in pairs if p["is_reference"]), None)
+    search = pairs[0]["tuned"]["tuned"]
+    untuned_reference = reference["technique"] if reference else pairs[0]["tuned"]["reference"]
+    names = ", ".join(f"`{p['technique']}`" for p in changed)
+    text = (f"Each technique at the reference's settings (Δ against `{untuned_reference}`, "
+            f"the column of the tables above) and at its own best (Δ against the reference tuned the same way), "
+            f"its point chosen by the best {search['split']} {search['metric']} over seed "
+            f"{', '.join(map(str, search['seeds']))}; the test split, on which both verdicts are computed, is never "
+            f"evaluated by the search. **{len(changed)} of {len(techniques)} verdicts changed sign or significance**"
+            + (f": {names}." if changed else "."))
+    if reference:
+        text += (f"\n\nThe reference at its own best (`{reference['tuned']['technique']}`, "
+                 f"{chosen_cell(reference['tuned']['tuned'])}) against itself at the suite's settings: "
+                 f"Δ rsum {_delta_cell(reference['tuned'])}.")
+    flagged = [p for p in pairs if p["tuned"]["tuned"].get("edges")]
+    if flagged:
+        text += ("\n\nChosen at the edge of the grid (the best may lie beyond it: widen the grid): "
+                 + "; ".join(f"`{p['technique']}`: {', '.join(p['tuned']['tuned']['edges'])}" for p in flagged) + ".")
+    table = pd.DataFrame([{"suite": p["suite"], "technique": p["technique"] + (" (reference)" if p["is_reference"] else ""),
+                           "chosen": chosen_cell(p["tuned"]["tuned"]),
+                           "Δ rsum at the reference's settings": _delta_cell(p["untuned"]) if p["untuned"] else "—",
+                           "Δ rsum at its own best": _delta_cell(p["tuned"]),
+                           "changed": _change(p)} for p in pairs])
+    return Section("Each technique at its own best ([tune])", text, table)
+
+
+def _delta_cell(row: dict) -> str:
+    return f"{row['delta_rsum']:+.1f} [{row['low']:+.1f}, {row['high']:+.1f}] {_verdict(row)}"
+
+
+def _change(pair: dict) -> str:
+    if pair["is_reference"] or pair["untuned"] is None:
+        return "—"
+    if not verdict_changed(pair):
+        return "no"
+    return f"{_verdict(pair['untuned'])} → {_verdict(pair['tuned'])}"
+
+
+def adalora_section(records, rows: list[dict]) -> Section | None:
+    """Where AdaLoRA's budget went (rank per layer at the end of each run: off init_r, off a uniform split) and
+    what it gains or loses against the reference, at the reference's settings and at its own best."""
+    runs = [r for r in records if r.ok and any("layers_off_init_r" in s for s in r.profile.get("adapters", {}).values())]
+    if not runs:
+        return None
+    table = []
+    for variant in dict.fromkeys(r.variant for r in runs):
+        mine = [r for r in runs if r.variant == variant]
+        for tower in sorted(mine[0].profile["adapters"]):
+            stats = [r.profile["adapters"][tower] for r in mine]
+            layers = len(stats[0]["ranks"])
+            table.append({"variant": variant, "tower": tower, "seeds": len(stats),
+                          "schedule (steps)": "tinit {tinit}, tfinal {tfinal}, every {delta_t}".format(
+                              **stats[0]["schedule_steps"]),
+                          "init_r → target_r": f"{stats[0]['init_r']} → {stats[0]['target_r']}",
+                          "rank per layer at the end (min–max)": f"{min(s['rank_min'] for s in stats)}–"
+                                                                 f"{max(s['rank_max'] for s in stats)}",
+                          "layers off init_r": f"{min(s['layers_off_init_r'] for s in stats)}–"
+                                               f"{max(s['layers_off_init_r'] for s in stats)} of {layers}",
+                          "layers off a uniform split": f"{min(s['layers_off_uniform'] for s in stats)}–"
+                                                        f"{max(s['layers_off_uniform'] for s in stats)} of {layers}"})
+    verdicts = [f"`{r['technique']}` ({chosen_cell(r['tuned']) if r.get('tuned') else 'the reference settings'}) "
+                f"against `{r['reference']}`: Δ rsum {_delta_cell(r)}"
+                for r in rows if r["technique"] in {t["variant"] for t in table}]
+    text = ("AdaLoRA re-allocates a rank budget by importance while it trains (its paper's schedule: warm-up, "
+            "cubic pruning every few steps, a final phase at the pattern). Ranges over seeds; a uniform split is "
+            "every layer at the mean rank of its tower. " + ("; ".join(verdicts) + "." if verdicts else ""))
+    return Section("AdaLoRA: where the rank went", text, pd.DataFrame(table))
 
 
 def _gain_first(row: dict) -> float:
@@ -251,14 +388,20 @@ def _next_steps(rows: list[dict], measured: list[dict]) -> Section:
     table = pd.DataFrame([{"rank": i + 1, "technique": f"{r['suite']}/{r['technique']}",
                            "priority": f"{r['priority']:.2f}", "Δ rsum": f"{r['delta_rsum']:+.1f}"}
                           for i, r in enumerate(ranked)])
-    merged = combination(ranked)
-    names = ", ".join(f"`{r['technique']}`" for r in combined(ranked))
+    start = reference_point(rows)
+    merged = combination(ranked, start)
+    names = ", ".join(f"`{r['technique']}`" for r in combined(ranked, start))
+    if start:
+        names = f"the tuned reference's {point_label(start)}, " + names
     run = [r["technique"] for r in measured if r["overrides"] == merged]
     status = f" (measured above as `{run[0]}`)" if run else ""
     text = (f"Rule: {RULE}.\n\nThe combination to run next{status}: {names} — each ranked technique in rank "
             "order, whole, unless one of its settings touches a setting of a higher-ranked one already in (the same "
             "key, or one inside the other); derived runs (ensembles, soups) and techniques whose reference overrides the "
-            "base themselves are ranked, not combined. As a variant of a suite on the same base, below the ranking.")
+            "base themselves are ranked, not combined. As a variant of a suite on the same base, below the ranking."
+            + (" Tuned techniques are ranked by their verdict at their own best against the tuned reference; their own "
+               "learning rates are not combined: the combination starts at the tuned reference's point, and tuned "
+               "itself (name it in the suite's [tune] variants) it is compared at its own best." if start else ""))
     code = "[variants.combined]\n" + "\n".join(f'"{k}" = {_toml(v)}' for k, v in merged.items())
     return Section("Next steps", text, table, code)
 
