@@ -121,6 +121,11 @@ def cmd_history_check(args) -> int:
     metrics = _metrics(args, by_variant, None)
     found = all_steps(by_variant, metrics, _rules(suite, args))
     standing = steps_mod.head_regressions(found)
+    rules, stood = _rules(suite, args), {(s.variant, s.metric) for s in standing}
+    for variant, entries in by_variant.items():  # a drift: steps under the threshold that add up beyond it
+        cache: dict = {}
+        standing.extend(d for m in metrics if (variant, m) not in stood
+                        and (d := steps_mod.drift(entries, m, rules, cache)) is not None)
     if args.since:
         after = set(store.git(".", "rev-list", f"{store.commit_info('.', args.since).sha}..HEAD").split())
         standing = [s for s in standing if s.commit in after]

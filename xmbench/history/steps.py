@@ -200,6 +200,27 @@ def _improved_beyond(delta: Delta, rule: GateRule) -> bool:
     return delta.baseline - delta.current > rule.limit
 
 
+def drift(entries: list[Entry], metric: str, rules: list[GateRule], cache: dict | None = None) -> Step | None:
+    """The head's level against every earlier level of the series: the largest regression, if any.
+
+    Steps that each stay under a rule's threshold can add up beyond it (a slow drift); comparing the
+    head's segment with each earlier one, by the same statistics and rules, catches that. The step is
+    named at the first commit after the earlier level it is measured from.
+    """
+    values, used = fit_values(entries, metric)
+    bounds = [0, *segment(values), len(used)]
+    head = used[bounds[-2]:]
+    worst = None
+    for k in range(len(bounds) - 3):  # every level but the head's and the one just before it (its own step)
+        step = judge(used[bounds[k]:bounds[k + 1]], head, metric, rules, bounds[k + 1], cache)
+        if step.verdict == REGRESSION and (worst is None or abs(step.size) > abs(worst.size)):
+            first = used[bounds[k + 1]]
+            worst = Step(step.variant, metric, first.commit, first.subject, bounds[k + 1], step.before, step.after,
+                         REGRESSION, step.interval, f"drift: the head against commits {bounds[k]}..{bounds[k + 1] - 1}; "
+                         f"{step.note}", step.rule)
+    return worst
+
+
 def head_regressions(steps: list[Step]) -> list[Step]:
     """The regressions the head still stands in: the last judged step of each series, when it is a regression."""
     last: dict[tuple[str, str], Step] = {}
