@@ -111,6 +111,7 @@ def render_roadmap_html(records) -> str:
             for cost, label, _ in COSTS:
                 parts.append(_img(plots.technique_front(technique_points(rows, cost), cost, label, f"{suite}: Δ rsum "
                                                         f"against {label}"), f"pareto {suite} {label}"))
+    parts.append(_tuning_html(records))  # [tune]: each search's validation score against the axis
     parts.append("</body></html>")
     return "\n".join(parts)
 
