@@ -22,10 +22,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from xmbench.bench.compare import BUSY_ABOVE, busy
 from xmbench.bench.gate import parse_gates
 from xmbench.bench.record import read_records
 from xmbench.history import steps
@@ -125,18 +127,23 @@ def main() -> None:
             regressions = [s for s in found if s.verdict == steps.REGRESSION]
             at_fault = [s for s in regressions if s.index == args.fault_at
                         and steps.kind_of(s.metric) == EXPECTED_KIND.get(scenario)]
+            elsewhere = [f"{s.verdict} {s.metric} @{s.index}" for s in found if s not in at_fault]
             outcomes.append({"judged_steps": len(found), "regressions": len(regressions), "at_fault_commit": len(at_fault),
-                             "elsewhere": len([s for s in found if s not in at_fault]),
+                             "elsewhere": len(elsewhere), "elsewhere_steps": elsewhere,
                              "head_fails": bool(steps.head_regressions(found))})
         results[scenario] = {
             "fault": SCENARIOS[scenario], "histories": args.histories,
             "histories_with_a_false_step": sum(o["elsewhere"] > 0 for o in outcomes),
             "false_steps": sum(o["elsewhere"] for o in outcomes),
             "found_at_the_fault_commit": sum(o["at_fault_commit"] > 0 for o in outcomes) if scenario != "aa" else None,
-            "check_fails_at_head": sum(o["head_fails"] for o in outcomes)}
+            "check_fails_at_head": sum(o["head_fails"] for o in outcomes),
+            "other_steps": dict(Counter(x for o in outcomes for x in o["elsewhere_steps"]).most_common(8))}
         print(f"{scenario}: {results[scenario]}", flush=True)
     payload = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "pool_runs": {k: len(v) for k, v in pools.items()}, "measuring_s": round(measured_s, 1),
+               "pool_runs": {k: len(v) for k, v in pools.items()},
+               # compare leaves a process out of timing judgements when others took over BUSY_ABOVE of the CPUs
+               "pool_runs_crowded": {k: sum(busy(r, "query_latency_s") for r in v) for k, v in pools.items()},
+               "measuring_s": round(measured_s, 1),
                "total_s": round(time.perf_counter() - started, 1), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -157,6 +164,11 @@ def markdown(payload: dict) -> str:
         found = "—" if r["found_at_the_fault_commit"] is None else f"{r['found_at_the_fault_commit']}/{r['histories']}"
         lines.append(f"| {name} | `{r['fault'] or 'none'}` | {r['histories_with_a_false_step']}/{r['histories']} | "
                      f"{r['false_steps']} | {found} | {r['check_fails_at_head']}/{r['histories']} |")
+    lines += ["", f"Runs whose query path other processes crowded (over {BUSY_ABOVE:.0%} of the CPUs; compare leaves them out "
+              f"of timing judgements, so a timing step among them is never judged): {payload['pool_runs_crowded']}.", "",
+              "Most frequent steps other than the fault's (verdict, series, commit index):", ""]
+    for name, r in payload["results"].items():
+        lines.append(f"- {name}: " + (", ".join(f"{k} ×{v}" for k, v in r["other_steps"].items()) or "none"))
     return "\n".join(lines) + "\n"
 
 

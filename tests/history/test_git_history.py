@@ -198,7 +198,7 @@ def test_bisect_names_the_injected_commit_within_log2_runs(repo, tmp_path):
     done = xmbench(repo_dir, "bisect", "suite.toml", "--good", commits[0], "--bad", commits[-1], "--in-process",
                    "--history", tmp_path / "history")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"first bad commit: {commits[FAULT_AT]} change {FAULT_AT} (breaks the embeddings)" in done.stdout
+    assert f"first bad commit: {commits[FAULT_AT]} change {FAULT_AT} (breaks the embeddings)" in done.stdout, done.stdout
     runs = int(done.stdout.rsplit("(", 1)[1].split(" runs")[0])
     assert runs <= math.ceil(math.log2(N_COMMITS - 1)) + 1
     assert git(repo_dir, "worktree", "list").count("\n") == 0  # every worktree removed
