@@ -65,9 +65,17 @@ def test_validate_refuses_selecting_on_the_test_split(tmp_path):
     path = tmp_path / "leak.toml"
     path.write_text('[suite]\nname = "leak"\nreference = "a"\n[variants.a]\n[variants.b]\n"model.*.adapter" = "ia3"\n'
                     '[tune]\n"train.lr" = [1e-3, 1e-2]\nsplit = "test"\n')
+    fair = tmp_path / "fair.toml"  # tiny towers: validate builds every model and encodes a batch
+    fair.write_text(path.read_text().replace('split = "test"', 'split = "val"').replace(
+        "[variants.a]", '[base.data]\nn_train = 48\nn_val = 16\nn_test = 24\nimage_size = 32\naudio_seconds = 0.5\n'
+        'n_mels = 32\n[base.model]\nembed_dim = 16\ntext = { size = "tiny" }\nimage = { size = "tiny" }\n'
+        'audio = { size = "tiny" }\n[base.train]\nbatch_size = 8\n[base.foundation]\nenabled = false\n[variants.a]'))
     done = subprocess.run([sys.executable, "-m", "xmbench.cli", "validate", str(path)], capture_output=True, text=True)
     assert done.returncode != 0
     assert "leak.toml: tune.split: 'test' is the split every verdict is computed on" in done.stderr + done.stdout
+    done = subprocess.run([sys.executable, "-m", "xmbench.cli", "validate", str(fair)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "[tune]: 1 variants tuned on val, 2 search runs" in done.stdout
 
 
 def test_no_validation_split_to_select_on():

@@ -341,7 +341,11 @@ def cmd_validate(args) -> int:
         return _refuse(problems)
     for suite in suites:
         derived = f" + {len(suite.derived)} derived" if suite.derived else ""
-        print(f"{suite.path}: ok — suite '{suite.name}', {len(suite.variants)} variants{derived} × {len(suite.seeds)} seeds")
+        searches = sum(len(t.points) * len(t.seeds) for t in suite.tuning)
+        tuned = (f"; [tune]: {len(suite.tuning)} variants tuned on {suite.tuning[0].split}, {searches} search runs"
+                 if suite.tuning else "")
+        print(f"{suite.path}: ok — suite '{suite.name}', {len(suite.variants)} variants{derived} × {len(suite.seeds)} "
+              f"seeds{tuned}")
     return 0
 
 

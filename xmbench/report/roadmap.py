@@ -258,6 +258,7 @@ def roadmap_sections(records) -> list[Section]:
                                 table=technique_frame(suite_records)))
     sections.append(Section("All techniques", table=pd.DataFrame([
         {"suite": r["suite"], "technique": r["technique"],
+         **({"against": r["reference"]} if any(row.get("tuned") for row in rows) else {}),
          "Δ rsum": f"{r['delta_rsum']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}]", "verdict": _verdict(r),
          "query latency": _latency(r), "trainable params": _percent(r["trainable_rise"]),
          "peak memory": _mib(r["peak_memory_delta_mb"])}
