@@ -139,6 +139,22 @@ def test_history_has_one_entry_per_commit_and_refuses_a_second(repo, histories):
     assert again.returncode == 0 and "already filed" in again.stdout
 
 
+def test_run_with_history_files_its_records_under_the_commit(repo, tmp_path):
+    """`run --history` files what the run produced (here cached records: the run itself is skipped) under
+    the checked-out commit, as `history add` would."""
+    repo_dir, commits, runs = repo
+    git(repo_dir, "checkout", "-q", commits[2])
+    try:
+        done = xmbench(repo_dir, "run", "suite.toml", "--in-process", "--no-progress", "--records", runs["clean"],
+                       "--history", tmp_path / "history")
+    finally:
+        git(repo_dir, "checkout", "-q", "main")
+    assert done.returncode == 0, done.stderr[-3000:]
+    filed = list((tmp_path / "history" / "box" / "hist").glob("*/*.json"))
+    assert [p.parent.name for p in filed] == [commits[2]] and filed[0].name == "a.json", done.stdout
+    assert json.loads(filed[0].read_text())["dirty"] is False
+
+
 def test_step_is_found_at_the_injected_commit_and_check_fails_at_the_head(repo, histories):
     repo_dir, commits, _ = repo
     shown = xmbench(repo_dir, "history", "show", "suite.toml", "--history", histories / "faulty", "--metric", "t2a.mAP")
