@@ -5,6 +5,7 @@ import torch
 
 from tests.conftest import user_model
 from xmbench.bench.runner import run_suite
+from xmbench.config import resolve
 from xmbench.data.sources import load_split
 from xmbench.eval.retrieval import encode_split
 from xmbench.models.artifacts import load_artifacts
@@ -35,6 +36,27 @@ def test_round_trip_gives_identical_embeddings(tiny_base, tmp_path):
     for m in MODALITIES:
         assert torch.equal(encode_split(rebuilt, split, m), encode_split(model, split, m)), m
     assert json.loads((folder / "run.json").read_text())["seed"] == 0
+
+
+def test_adapter_bytes_are_the_adapter_tensors_not_peft_metadata(tiny_base, tmp_path):
+    """adapter_bytes counts what the adapter weighs, by hand from the saved tensors: peft's
+    adapter_config.json and README.md (which grow with peft releases) are not part of it."""
+    from safetensors.torch import load_file
+
+    from xmbench.models.artifacts import save_artifacts
+
+    model, _, _ = trained(tiny_base, tmp_path, {"model.audio.adapter.method": "full"})
+    again = tmp_path / "again"
+    adapter_bytes = save_artifacts(model, again, resolve(tiny_base, {"model.audio.adapter.method": "full"}),
+                                   MODALITIES, 0)
+    by_hand = sum(t.numel() * t.element_size() for m in ("text", "image")
+                  for t in load_file(str(again / "adapters" / m / "adapter_model.safetensors")).values())
+    by_hand += sum(t.numel() * t.element_size() for k, t in load_file(str(again / "trained.safetensors")).items()
+                   if k.startswith("towers.audio."))
+    assert adapter_bytes == by_hand
+    metadata = sum((again / "adapters" / m / f).stat().st_size for m in ("text", "image")
+                   for f in ("adapter_config.json", "README.md"))
+    assert metadata > 0 and adapter_bytes < sum(f.stat().st_size for f in again.rglob("*") if f.is_file()) - metadata
 
 
 def test_merge_transform_keeps_embeddings(tiny_base, tmp_path):

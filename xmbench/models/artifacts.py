@@ -57,16 +57,19 @@ def load_artifacts(directory: Path, device: torch.device | str = "cpu", with_con
 
 
 def save_reference(model, directory: Path) -> int:
-    """peft adapters per tower, heads and temperature, and any other trained tensor; returns adapter bytes."""
+    """peft adapters per tower, heads and temperature, and any other trained tensor; returns the adapter's
+    bytes: its tensors' bytes, which neither peft's metadata files nor the library version change."""
     from peft import PeftModel
+    from peft.utils import get_peft_model_state_dict
 
     adapter_bytes = 0
     covered = set()
     for modality, tower in model.towers.items():
         if isinstance(tower.backbone, PeftModel):
-            target = directory / "adapters" / modality
-            tower.backbone.save_pretrained(str(target))
-            adapter_bytes += sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+            tower.backbone.save_pretrained(str(directory / "adapters" / modality))
+            # the adapter's own tensors as peft saves them, not the folder: peft's adapter_config.json
+            # and README.md grow with every peft release (0.22 added 72 bytes to a three-tower LoRA)
+            adapter_bytes += _tensor_bytes(get_peft_model_state_dict(tower.backbone))
             # only the adapter's own tensors are in peft's files (its tuner's prefix: lora_, ia3_, hada_, …);
             # base weights unfrozen by a callback are saved with the rest below
             prefix = getattr(tower.backbone.base_model, "prefix", "")
@@ -78,8 +81,12 @@ def save_reference(model, directory: Path) -> int:
     rest = {k: v for k, v in _trainable_state(model).items() if k not in covered and k not in heads}
     if rest:
         save_file(rest, str(directory / TRAINED_FILE))
-        adapter_bytes += sum(v.numel() * v.element_size() for k, v in rest.items() if k.startswith("towers."))
+        adapter_bytes += _tensor_bytes({k: v for k, v in rest.items() if k.startswith("towers.")})
     return adapter_bytes
+
+
+def _tensor_bytes(tensors: dict[str, torch.Tensor]) -> int:
+    return sum(v.numel() * v.element_size() for v in tensors.values())
 
 
 def load_reference(model, directory: Path) -> None:
