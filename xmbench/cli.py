@@ -209,6 +209,10 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite)
     for name in args.variant or []:
         suite.variant(name)  # unknown names fail before anything runs
+    if not args.in_process and args.nproc == 1 and args.executor in ("local", "pool"):
+        from xmbench.bench import isolated
+
+        isolated.start_early()  # its imports overlap the preflight's
     problems = check_suite(suite, args.variant)  # data, batch sizes, models: before the first step
     if problems:
         return _refuse(problems)
