@@ -23,10 +23,11 @@ def test_isolated_run_matches_in_process_and_failures_are_recorded(tiny_base, tm
     monkeypatch.chdir(ROOT)  # user models are imported from the working folder
     suite = suite_of(tiny_base, {"fine": {}, "killed": user_model("tests.bench.faulty_models:crashing"),
                                  "hangs": user_model("tests.bench.faulty_models:sleepy")})
-    fine, killed, hangs = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, timeout_s=30)
+    # the hanging run is waited for until the timeout: 15 s, several times what the tiny "fine" run takes
+    fine, killed, hangs = run_suite(suite, tmp_path / "rec", tmp_path / "art", progress=False, timeout_s=15)
     assert fine.ok, fine.error
     assert killed.status == "failed" and "killed by SIGKILL" in killed.error and "out-of-memory" in killed.error
-    assert hangs.status == "failed" and hangs.error.startswith("Timeout: exceeded 30 s")
+    assert hangs.status == "failed" and hangs.error.startswith("Timeout: exceeded 15 s")
     (same,) = run_suite(suite_of(tiny_base, {"fine": {}}), tmp_path / "rec2", tmp_path / "art", progress=False,
                         isolate=False)
     assert same.metrics == fine.metrics  # the process boundary changes nothing measured
