@@ -1,32 +1,43 @@
 """Reuse that cannot lie: a record is reused only when everything that shaped it is as it is now."""
 import json
 
-from tests.test_cli import ROOT, xmbench
+from tests.test_cli import ROOT
 from xmbench.bench.record import read_record, write_record
 from xmbench.bench.runner import run_suite
 from xmbench.suite import parse_suite
 
 
-def test_a_fault_run_never_reuses_and_its_records_are_never_reused(tmp_path):
+def test_a_fault_run_never_reuses_and_its_records_are_never_reused(tmp_path, monkeypatch, capsys):
+    """In this process (the CLI's run and gate are black-box tested in tests/test_cli.py)."""
+    from xmbench.bench import baseline, gate
+    from xmbench.bench.compare import compare, is_timing
+    from xmbench.suite import load_suite
+
     # the CI suite's lora_r8 at two seeds: a regression there is big enough to see
     smoke = (ROOT / "suites/smoke.toml").read_text().replace("seeds = [0, 1, 2, 3, 4, 5, 6, 7]", "seeds = [0, 1]")
-    suite = tmp_path / "smoke.toml"
-    suite.write_text(smoke.replace('[variants.lora_r4]\n"model.*.adapter.rank" = 4\n', ""))
-    records, baselines = tmp_path / "records", tmp_path / "baselines"
-    common = ["--records", records, "--artifacts", tmp_path / "art", "--no-progress", "--in-process",
-              "--baselines", baselines, "--machine-class", "box"]
-    xmbench("run", suite, *common, check=True)
-    xmbench("baseline", "accept", suite, "--records", records, "--baselines", baselines, "--machine-class", "box",
-            "--force", check=True)
-    faulty = xmbench("run", suite, *common, "--gate", "--no-timing-gates", env_extra={"XMBENCH_FAULT": "embedding_noise=1.0"})
-    assert faulty.returncode == 1, faulty.stderr
-    assert faulty.stderr.count("not reusing the stored record: XMBENCH_FAULT is set") == 2
-    assert "FAILED ❌" in faulty.stdout and "dropped" in faulty.stdout
-    clean = xmbench("run", suite, *common, "--gate", "--no-timing-gates")
-    assert clean.stderr.count("not reusing the stored record: the record was made with XMBENCH_FAULT=embedding_noise=1.0") == 2
-    assert clean.returncode == 0, clean.stdout
-    again = xmbench("run", suite, *common, "--gate", "--no-timing-gates")
-    assert again.returncode == 0 and again.stderr.count("reusing complete record") == 2
+    path = tmp_path / "smoke.toml"
+    path.write_text(smoke.replace('[variants.lora_r4]\n"model.*.adapter.rank" = 4\n', ""))
+    suite = load_suite(path)
+    rules = [r for r in suite.gates if not is_timing(r.metric)]
+
+    def run_and_gate():
+        records = run_suite(suite, tmp_path / "records", tmp_path / "art", progress=False, isolate=False)
+        return records, gate.check(compare(records, baseline.load("smoke", tmp_path / "baselines", "box")[0]), rules)
+
+    first = run_suite(suite, tmp_path / "records", tmp_path / "art", progress=False, isolate=False)
+    baseline.accept(first, "smoke", tmp_path / "baselines", "box", force=True)
+    capsys.readouterr()
+    monkeypatch.setenv("XMBENCH_FAULT", "embedding_noise=1.0")
+    _, faulty = run_and_gate()
+    assert capsys.readouterr().err.count("not reusing the stored record: XMBENCH_FAULT is set") == 2
+    assert not faulty.passed and any("dropped" in v.reason for v in faulty.violations)
+    monkeypatch.delenv("XMBENCH_FAULT")
+    _, clean = run_and_gate()
+    err = capsys.readouterr().err
+    assert err.count("not reusing the stored record: the record was made with XMBENCH_FAULT=embedding_noise=1.0") == 2
+    assert clean.passed, clean.violations
+    _, again = run_and_gate()
+    assert again.passed and capsys.readouterr().err.count("reusing complete record") == 2
 
 
 def test_changed_packages_code_or_data_mean_a_fresh_run(tiny_base, tmp_path, capsys):

@@ -23,11 +23,16 @@ def run(tmp_path, nproc: int, batch: int, loss_kind: str) -> dict:
     return torch.load(out, weights_only=True)
 
 
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """One process on the global batch of 16: what both loss kinds on two ranks must equal."""
+    return run(tmp_path_factory.mktemp("single"), 1, 16, "global")
+
+
 # The global loss is the one process's computation split across ranks: 1e-6 relative. The local loss
 # averages each rank's rows first and sums in another order: float32 rounding reaches ~1.3e-6 there.
 @pytest.mark.parametrize("loss_kind, tolerance", [("global", 1e-6), ("local", 1e-5)])
-def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path, loss_kind, tolerance):
-    single = run(tmp_path, 1, 16, "global")
+def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path, single, loss_kind, tolerance):
     ranks = run(tmp_path, 2, 8, loss_kind)
     assert ranks["samples"] == single["samples"] == [16, 16]  # the global batch, drawn alike
     assert ranks["losses"] == pytest.approx(single["losses"], rel=tolerance)
