@@ -1,6 +1,7 @@
 """A tuned suite's run: the search sees only train and val, the choice is the argmax of the val scores,
 the tuned records carry the search, a finished search is not redone, and an unchanged choice is the untuned run."""
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,24 @@ def test_a_choice_at_the_suites_own_setting_files_the_untuned_run_under_the_tune
             assert tuned.created_at == untuned.created_at  # the same run, not trained again
         else:
             assert tuned.variant_id != untuned.variant_id
+
+
+def test_variant_selection_searches_only_for_the_tuned_runs_asked_for():
+    """`--variant` with untuned variants alone runs no search; a tuned one brings the tuned reference's search."""
+    from xmbench.bench.tune import run_tuned
+
+    raw = {"suite": {"name": "t", "reference": "lora"}, "base": copy.deepcopy(TINY_BASE),
+           "variants": {"lora": {}, "ia3": {"model.*.adapter": "ia3"}, "plain": {"model.*.adapter.rank": 4}},
+           "tune": {"train.lr": GRID, "variants": ["lora", "ia3"], "untuned": True}}
+    suite = parse_suite(raw)
+    for only, searched in ((["plain"], set()), (["ia3@tuned"], {"lora[train.lr=0.003]", "ia3[train.lr=0.03]"})):
+        calls = []
+
+        def run(part, names, calls=calls):
+            calls.append((part.name, names, {v.name for v in part.variants}))
+            return []
+
+        run_tuned(suite, run, Path("unused"), Path("unused"), only)
+        search = [variants for name, _, variants in calls if name == "t-search"]
+        assert (search[0] >= searched) if searched else not search, (only, calls)
+        assert calls[-1][:2] == ("t", only if not searched else ["ia3@tuned", "lora@tuned"])

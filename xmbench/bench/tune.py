@@ -27,8 +27,10 @@ from xmbench.tuning import SEARCH_SUFFIX, TunedVariant, score
 
 def run_tuned(suite: Suite, run, records_dir: Path, artifacts_dir: Path, only: list[str] | None) -> list[Record]:
     """Search, choose, then run the suite at the chosen points; `run(suite, names)` runs a suite without tuning."""
-    # the reference's search too, when it is tuned: the tuned runs are compared with the tuned reference
-    tuned = [t for t in suite.tuning if not only or {t.name, t.tuned_name} & set(only) or t.name == suite.reference]
+    # the reference's search too, when it is tuned and a tuned run is asked for: tuned runs are compared with
+    # the tuned reference (`--variant` naming only untuned variants runs no search)
+    tuned = [t for t in suite.tuning if not only or {t.name, t.tuned_name} & set(only)]
+    tuned += [t for t in suite.tuning if tuned and t.name == suite.reference and t not in tuned]
     found = {}
     for seeds in dict.fromkeys(t.seeds for t in tuned):  # one search suite per set of selection seeds
         group = [t for t in tuned if t.seeds == seeds]
