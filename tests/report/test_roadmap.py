@@ -225,3 +225,23 @@ def test_the_next_steps_rank_tuned_verdicts_and_start_the_combination_at_the_tun
     assert reference_point(rows) == {"train.lr": 0.003}
     better = dict(by_name["weak@tuned"], low=1.0, delta_rsum=2.0, priority=1.0)
     assert combination([better], reference_point(rows)) == {"train.lr": 0.003, "model.*.adapter": "ia3"}
+
+
+def test_a_combination_at_the_tuned_references_point_is_measured_as_one():
+    """The next steps start a combination at the tuned reference's lr: a variant set that way combines its
+    techniques (the lr is the start, not a technique of its own); at another lr it is no combination of them."""
+    n = 200
+    records = tuned_records()
+    for name, lr in (("both", 0.003), ("both_elsewhere", 0.01)):
+        for seed in (0, 1):
+            r = record(name, seed, np.arange(n) % 4 != 0, np.arange(n) % 4 == 0)
+            r.overrides = {"train.lr": lr, "model.*.adapter": "ia3", "model.*.adapter.rank": 4}
+            records.append(r)
+    for seed in (0, 1):
+        r = record("rank4", seed, np.arange(n) % 2 == 0, np.arange(n) % 4 == 0)
+        r.overrides = {"model.*.adapter.rank": 4}
+        records.append(r)
+    by_name = {r["technique"]: r for r in technique_rows(records)}
+    assert by_name["both"]["combines"] == ["weak", "weak@tuned", "rank4"]
+    assert "combines" not in by_name["both_elsewhere"]
+    assert ingredients(by_name["both"], list(by_name.values())) == []  # without the start, the lr is no one's setting

@@ -73,8 +73,9 @@ def technique_rows(records) -> list[dict]:
                 row["overrides"] = {k: v for k, v in row["overrides"].items() if k not in found[variant]["chosen"]}
                 row["untuned"] = variant.removesuffix(TUNED_SUFFIX) if variant.endswith(TUNED_SUFFIX) else None
             suite_rows.append(row)
+        start = reference_point(suite_rows)  # a combination may start at the tuned reference's point
         for row in suite_rows:
-            parts = ingredients(row, suite_rows)
+            parts = ingredients(row, suite_rows, start)
             if parts:  # a combination is measured against its best ingredient too, and not ranked as a technique
                 best = max(parts, key=lambda r: r["delta_rsum"])
                 row["combines"], row["best_ingredient"] = [r["technique"] for r in parts], best["technique"]
@@ -84,10 +85,12 @@ def technique_rows(records) -> list[dict]:
     return rows
 
 
-def ingredients(row: dict, rows: list[dict]) -> list[dict]:
+def ingredients(row: dict, rows: list[dict], start: dict | None = None) -> list[dict]:
     """The techniques a row combines: the other rows whose settings it all shares, when two or more of them
-    together make up every setting it has; none for a single technique."""
-    mine = row["overrides"]
+    together make up every setting it has beyond `start` (the tuned reference's point, where the next steps
+    start a combination); none for a single technique."""
+    start = start or {}
+    mine = {key: value for key, value in row["overrides"].items() if key not in start or start[key] != value}
     parts = [r for r in rows if r is not row and r["overrides"]
              and all(key in mine and mine[key] == value for key, value in r["overrides"].items())]
     covered = {key for r in parts for key in r["overrides"]}
@@ -394,8 +397,10 @@ def _next_steps(rows: list[dict], measured: list[dict]) -> Section:
     names = ", ".join(f"`{r['technique']}`" for r in combined(ranked, start))
     if start:
         names = f"the tuned reference's {point_label(start)}, " + names
-    run = [r["technique"] for r in measured if r["overrides"] == merged]
-    status = f" (measured above as `{run[0]}`)" if run else ""
+    at_own_best = {key: value for key, value in merged.items() if key not in start}  # a tuned run's settings
+    run = [r["technique"] for r in measured
+           if r["overrides"] == merged or (r.get("tuned") and r["overrides"] == at_own_best)]
+    status = f" (measured above as {', '.join(f'`{name}`' for name in run)})" if run else ""
     text = (f"Rule: {RULE}.\n\nThe combination to run next{status}: {names} — each ranked technique in rank "
             "order, whole, unless one of its settings touches a setting of a higher-ranked one already in (the same "
             "key, or one inside the other); derived runs (ensembles, soups) and techniques whose reference overrides the "
