@@ -103,7 +103,8 @@ def test_variant_selection_searches_only_for_the_tuned_runs_asked_for():
            "variants": {"lora": {}, "ia3": {"model.*.adapter": "ia3"}, "plain": {"model.*.adapter.rank": 4}},
            "tune": {"train.lr": GRID, "variants": ["lora", "ia3"], "untuned": True}}
     suite = parse_suite(raw)
-    for only, searched in ((["plain"], set()), (["ia3@tuned"], {"lora[train.lr=0.003]", "ia3[train.lr=0.03]"})):
+    for only, searched in ((["plain"], set()), (["ia3"], set()),  # with `untuned`, "ia3" is the untuned run
+                           (["ia3@tuned"], {"lora[train.lr=0.003]", "ia3[train.lr=0.03]"})):
         calls = []
 
         def run(part, names, calls=calls):

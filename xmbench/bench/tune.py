@@ -29,7 +29,7 @@ def run_tuned(suite: Suite, run, records_dir: Path, artifacts_dir: Path, only: l
     """Search, choose, then run the suite at the chosen points; `run(suite, names)` runs a suite without tuning."""
     # the reference's search too, when it is tuned and a tuned run is asked for: tuned runs are compared with
     # the tuned reference (`--variant` naming only untuned variants runs no search)
-    tuned = [t for t in suite.tuning if not only or {t.name, t.tuned_name} & set(only)]
+    tuned = [t for t in suite.tuning if not only or asked(t, only)]
     tuned += [t for t in suite.tuning if tuned and t.name == suite.reference and t not in tuned]
     found = {}
     for seeds in dict.fromkeys(t.seeds for t in tuned):  # one search suite per set of selection seeds
@@ -48,6 +48,11 @@ def run_tuned(suite: Suite, run, records_dir: Path, artifacts_dir: Path, only: l
     records = run(final, names)
     searches = {t.tuned_name: found[t.name] for t in tuned if found[t.name]["chosen"] is not None}
     return [with_search(r, searches.get(r.variant), records_dir) for r in records]
+
+
+def asked(tuned: TunedVariant, only: list[str]) -> bool:
+    """Does `--variant` ask for this variant's tuned run? With `untuned`, its own name is the untuned run."""
+    return tuned.tuned_name in only or (not tuned.untuned and tuned.name in only)
 
 
 def search_suite(suite: Suite, tuned: list[TunedVariant], seeds: list[int]) -> Suite:
